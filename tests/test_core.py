@@ -1,0 +1,106 @@
+"""Run mode, seeding, device choice, the framework adapters and the digit grid."""
+
+from __future__ import annotations
+
+import random
+
+import matplotlib
+import numpy as np
+import pytest
+
+matplotlib.use("Agg")
+
+import helpers
+from helpers import by_mode, data, describe_mode, mode, seed_everything, split_train_val, subset
+
+
+def test_mode_defaults_to_full_and_reads_the_variable(monkeypatch):
+    monkeypatch.delenv("COURSE_MODE", raising=False)
+    assert mode() == "full" and by_mode(full=5, quick=1) == 5
+    monkeypatch.setenv("COURSE_MODE", "Quick")
+    assert mode() == "quick" and by_mode(full=5, quick=1) == 1
+    assert describe_mode(training_images=60000, epochs=5) == "quick mode: 60,000 training images · 5 epochs"
+    monkeypatch.setenv("COURSE_MODE", "fast")
+    with pytest.raises(ValueError, match="COURSE_MODE='fast' is not a run mode"):
+        mode()
+
+
+def draw() -> list[float]:
+    import keras
+    import torch
+
+    return [random.random(), float(np.random.rand()), float(torch.rand(1)), float(keras.random.uniform((1,))[0])]
+
+
+def test_seed_everything_makes_every_generator_repeat():
+    seed_everything(7)
+    first = draw()
+    seed_everything(7)
+    assert draw() == first
+    seed_everything(8)
+    assert all(a != b for a, b in zip(draw(), first, strict=True))
+
+
+def test_device_is_a_torch_device():
+    import torch
+
+    dev = helpers.device()
+    assert isinstance(dev, torch.device)
+    assert dev.type == ("cuda" if torch.cuda.is_available() else dev.type)
+
+
+def test_split_is_seeded_disjoint_and_complete():
+    x = np.arange(100)[:, None]
+    y = np.arange(100)
+    (xt, yt), (xv, yv) = split_train_val(x, y, val_size=20, seed=1)
+    assert len(yv) == 20 and len(yt) == 80 and sorted(np.concatenate([yt, yv]).tolist()) == list(range(100))
+    (_, yt2), (_, yv2) = split_train_val(x, y, val_size=20, seed=1)
+    assert (yv2 == yv).all() and (yt2 == yt).all()
+    (_, _), (_, yv3) = split_train_val(x, y, val_size=20, seed=2)
+    assert not (yv3 == yv).all()
+    with pytest.raises(ValueError):
+        split_train_val(x, y, val_size=100)
+    xs, ys = subset(x, y, 10, seed=0)
+    assert len(ys) == 10 and (xs[:, 0] == ys).all() and subset(x, y, None)[1] is y
+
+
+def fake_images(n=6):
+    return np.random.default_rng(0).integers(0, 256, (n, 28, 28), dtype=np.uint8), np.arange(n, dtype=np.uint8) % 10
+
+
+def test_normalize_uses_the_training_statistics():
+    x = np.array([[0, 255]], dtype=np.uint8)
+    np.testing.assert_allclose(data.normalize(x), [[-data.MEAN / data.STD, (1 - data.MEAN) / data.STD]], rtol=1e-6)
+
+
+def test_torch_loader_shapes_normalisation_and_seeded_shuffle():
+    x, y = fake_images()
+    images, labels = next(iter(helpers.torch_loader(x, y, batch_size=4)))
+    assert tuple(images.shape) == (4, 1, 28, 28) and str(labels.dtype) == "torch.int64"
+    np.testing.assert_allclose(images[0, 0].numpy(), data.normalize(x[0]), rtol=1e-6)
+    flat, _ = next(iter(helpers.torch_loader(x, y, batch_size=4, flatten=True)))
+    assert tuple(flat.shape) == (4, 784)
+    order = [lab.tolist() for _, lab in helpers.torch_loader(x, y, batch_size=6, shuffle=True, seed=3)]
+    again = [lab.tolist() for _, lab in helpers.torch_loader(x, y, batch_size=6, shuffle=True, seed=3)]
+    assert order == again and sorted(order[0]) == y.tolist()
+
+
+def test_tf_dataset_shapes_and_values():
+    x, y = fake_images()
+    images, labels = next(iter(helpers.tf_dataset(x, y, batch_size=4)))
+    assert tuple(images.shape) == (4, 28, 28, 1) and labels.numpy().tolist() == y[:4].tolist()
+    np.testing.assert_allclose(images.numpy()[0, ..., 0], data.normalize(x[0]), rtol=1e-6)
+    flat, _ = next(iter(helpers.tf_dataset(x, y, batch_size=4, flatten=True, shuffle=True)))
+    assert tuple(flat.shape) == (4, 784)
+
+
+def test_show_digits_marks_wrong_predictions_in_red():
+    x, y = fake_images(12)
+    predictions = y.copy()
+    predictions[3] = (y[3] + 1) % 10
+    helpers.use_style()
+    fig = helpers.show_digits(x, y, predictions, ncols=5, title="test")
+    axes = fig.axes
+    assert len(axes) == 15 and sum(ax.has_data() for ax in axes) == 12
+    assert axes[3].get_title() == f"{predictions[3]} ({y[3]})" and axes[3].title.get_color() == "red"
+    assert axes[0].get_title() == str(y[0]) and axes[0].title.get_color() == "black"
