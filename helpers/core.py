@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
+import contextlib
 import os
 import random
+import sys
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 T = TypeVar("T")
 
@@ -42,29 +46,52 @@ def data_dir() -> Path:
     return path
 
 
-def seed_everything(seed: int = 0, frameworks: tuple[str, ...] = ("torch", "tensorflow")) -> int:
-    """Seed Python, NumPy and each installed framework named (PyTorch, TensorFlow/Keras); returns the seed."""
+def seed_everything(seed: int = 0) -> list[str]:
+    """Seed Python, NumPy and whichever of PyTorch and TensorFlow/Keras are imported; returns what was seeded.
+
+    Import the frameworks a chapter uses first (the setup cell does), then seed.
+    """
     os.environ["PYTHONHASHSEED"] = str(seed)
     random.seed(seed)
     np.random.seed(seed)
-    if "torch" in frameworks and importlib.util.find_spec("torch"):
-        import torch
-
-        torch.manual_seed(seed)  # also seeds every CUDA device
-    if "tensorflow" in frameworks and importlib.util.find_spec("tensorflow"):
-        quiet_tensorflow()
+    seeded = ["random", "numpy"]
+    if "torch" in sys.modules:
+        sys.modules["torch"].manual_seed(seed)  # also seeds every CUDA device
+        seeded.append("torch")
+    if "keras" in sys.modules or "tensorflow" in sys.modules:
         import keras
 
         keras.utils.set_random_seed(seed)  # Python, NumPy and the backend's own generator
-    return seed
+        seeded.append("keras")
+    return seeded
+
+
+@contextlib.contextmanager
+def _quiet_stderr_fd():
+    """Send what C/C++ code writes to file descriptor 2 to the null device for a moment."""
+    sys.stderr.flush()
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
 
 
 def quiet_tensorflow() -> None:
-    """Silence TensorFlow's start-up chatter (C++ info logs), keeping warnings that matter."""
+    """Import TensorFlow and Keras without TensorFlow's C++ start-up log lines; Python warnings still show."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+    if "tensorflow" in sys.modules:
+        return
+    with _quiet_stderr_fd():
+        import keras  # noqa: F401 - imported for its side effect: later imports are silent
+        import tensorflow  # noqa: F401
 
 
-def device() -> "torch.device":  # noqa: F821 - torch is imported lazily
+def device() -> torch.device:
     """The best PyTorch device here: CUDA, then Apple's MPS, then the CPU."""
     import torch
 

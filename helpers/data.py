@@ -26,7 +26,7 @@ import zlib
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .core import data_dir
 
@@ -128,7 +128,8 @@ def _problem(path: Path, expected_sha256: str) -> str | None:
         return f"{path}: cannot be read ({err})"
     digest = hashlib.sha256(raw).hexdigest()
     if digest != expected_sha256:
-        return f"{path}: checksum mismatch (SHA-256 of the decompressed content is {digest[:12]}…, expected {expected_sha256[:12]}…)"
+        return (f"{path}: checksum mismatch (SHA-256 of the decompressed content is {digest[:12]}…, "
+                f"expected {expected_sha256[:12]}…)")
     return None
 
 
@@ -169,6 +170,7 @@ def _fetch(url: str, dest: Path, expected_sha256: str, progress: bool) -> None:
         problem = _problem(tmp, expected_sha256)
         if problem:
             raise _GiveUpMirror(problem.replace(str(tmp), url))
+        os.chmod(tmp, 0o644)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
@@ -206,7 +208,8 @@ def download(stem: str, dest: Path, expected_sha256: str, urls: list[str] | None
     )
 
 
-def mnist_files(cache: Path | None = None, checksums: dict[str, str] = SHA256, progress: bool = True) -> dict[str, Path]:
+def mnist_files(cache: Path | None = None, checksums: dict[str, str] = SHA256,
+                progress: bool = True) -> dict[str, Path]:
     """Paths of the four verified MNIST files: from $MNIST_DIR, else the cache, else downloaded into the cache."""
     cache = Path(cache) if cache else data_dir() / "mnist"
     user_dir = os.environ.get(DIR_VARIABLE)
@@ -277,6 +280,7 @@ def _write_cache(npz: Path, arrays: dict[str, np.ndarray]) -> None:
     try:
         with os.fdopen(fd, "wb") as out:
             np.savez(out, **arrays)
+        os.chmod(tmp_name, 0o644)  # mkstemp makes files private; the cache is ordinary data
         os.replace(tmp_name, npz)
     finally:
         Path(tmp_name).unlink(missing_ok=True)

@@ -45,7 +45,8 @@ def failing_cell(nb: nbformat.NotebookNode) -> str:
 def run(path: Path, out_dir: Path | None, inplace: bool, html: bool, timeout: int) -> tuple[bool, float, str]:
     """Execute one notebook in a fresh kernel (working folder notebooks/); return (ok, seconds, message)."""
     nb = nbformat.read(path, as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOKS)}})
     start = time.perf_counter()
     ok, message = True, ""
     try:

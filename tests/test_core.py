@@ -33,7 +33,10 @@ def draw() -> list[float]:
 
 
 def test_seed_everything_makes_every_generator_repeat():
-    seed_everything(7)
+    helpers.quiet_tensorflow()
+    import torch  # noqa: F401 - seed_everything seeds the frameworks that are imported
+
+    assert seed_everything(7) == ["random", "numpy", "torch", "keras"]
     first = draw()
     seed_everything(7)
     assert draw() == first
@@ -104,3 +107,11 @@ def test_show_digits_marks_wrong_predictions_in_red():
     assert len(axes) == 15 and sum(ax.has_data() for ax in axes) == 12
     assert axes[3].get_title() == f"{predictions[3]} ({y[3]})" and axes[3].title.get_color() == "red"
     assert axes[0].get_title() == str(y[0]) and axes[0].title.get_color() == "black"
+
+
+def test_quiet_tensorflow_keeps_stderr_working(capfd):
+    helpers.quiet_tensorflow()
+    import os
+
+    os.write(2, b"still here\n")
+    assert "still here" in capfd.readouterr().err

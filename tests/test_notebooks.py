@@ -57,7 +57,8 @@ def test_no_machine_paths(notebook):
                                  for out in cell.get("outputs", [])]
         for text in texts:
             match = MACHINE_PATH.search(text)
-            assert not match, f"{path.name} cell {i} shows a machine path: …{text[max(0, match.start() - 40):match.end() + 40]}…"
+            where = text[max(0, match.start() - 40):match.end() + 40] if match else ""
+            assert not match, f"{path.name} cell {i} shows a machine path: …{where}…"
 
 
 def test_course_shape(notebook):
