@@ -52,3 +52,60 @@ def show_digits(images: np.ndarray, labels=None, predictions=None, ncols: int = 
     if title:
         fig.suptitle(title, fontsize=11)
     return fig
+
+
+# ---------------------------------------------------------------- training and evaluation plots (Chapter 8)
+
+
+def plot_history(histories: dict, metric: str = "val_acc", ax=None, percent: bool = True, title: str | None = None):
+    """One learning curve per run: `metric` against epoch; each value a helpers.train.History or a dict of lists."""
+    if ax is None:
+        _, ax = plt.subplots()
+    for name, history in histories.items():
+        h = history.as_dict() if hasattr(history, "as_dict") else history
+        values = np.asarray(h[metric], dtype=float) * (100 if percent else 1)
+        epochs = h.get("epoch") or list(range(1, len(values) + 1))
+        ax.plot(epochs[:len(values)], values, marker="o", ms=3, label=name)
+    label = metric.replace("_", " ").replace("acc", "accuracy").replace("val", "validation")
+    ax.set(xlabel="epoch", ylabel=label + (" (%)" if percent else ""), title=title or label)
+    ax.legend()
+    return ax
+
+
+def plot_confusion(cm: np.ndarray, title: str = "Confusion matrix", ax=None, hide_diagonal: bool = False):
+    """A confusion matrix (rows true, columns predicted) with the counts written in the cells."""
+    cm = np.asarray(cm)
+    shown = cm.copy()
+    if hide_diagonal:
+        np.fill_diagonal(shown, 0)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.6, 4.2))
+    ax.imshow(shown, cmap="Blues")
+    ax.grid(False)
+    limit = shown.max() / 2 if shown.max() else 1
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            if cm[i, j] and not (hide_diagonal and i == j):
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if shown[i, j] > limit else "black")
+    ax.set(xticks=range(cm.shape[1]), yticks=range(cm.shape[0]), xlabel="predicted digit", ylabel="true digit",
+           title=title)
+    return ax
+
+
+def show_misclassified(images: np.ndarray, y_true: np.ndarray, probs: np.ndarray, n: int = 20, ncols: int = 10,
+                       title: str = "Misclassified: predicted (true), model probability"):
+    """A grid of the most confident mistakes: each titled 'pred (true)' with the probability given to pred."""
+    y_true, probs = np.asarray(y_true), np.asarray(probs)
+    pred = probs.argmax(1)
+    wrong = np.flatnonzero(pred != y_true)
+    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")][:n]
+    nrows = max(1, -(-len(wrong) // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * 0.95, nrows * 1.25), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, i in zip(axes.flat, wrong, strict=False):
+        ax.imshow(np.asarray(images[i]).reshape(28, 28), cmap="gray_r", interpolation="nearest")
+        ax.set_title(f"{pred[i]} ({y_true[i]})\n{probs[i, pred[i]]:.0%}", fontsize=8, color="red", pad=2)
+    fig.suptitle(title, fontsize=11)
+    return fig

@@ -2,30 +2,18 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 import pytest
 import yaml
-from packaging.requirements import Requirement
+
+from helpers.envcheck import pip_lines, read_pins, version_rows
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def pip_lines(lines: list[str]) -> dict[str, Requirement]:
-    """Requirement lines (not options or the editable project) keyed by name and marker."""
-    reqs = {}
-    for line in lines:
-        line = line.split(" #")[0].strip()
-        if not line or line.startswith(("#", "-")):
-            continue
-        req = Requirement(line)
-        reqs[f"{req.name.lower()}; {req.marker}"] = req
-    return reqs
-
-
-def requirements() -> dict[str, Requirement]:
-    return pip_lines((ROOT / "requirements.txt").read_text().splitlines())
+def requirements():
+    return read_pins(ROOT / "requirements.txt")
 
 
 def conda_env() -> dict:
@@ -59,16 +47,7 @@ def test_tensorflow_markers_cover_each_platform_once():
 
 
 def test_this_environment_matches_the_pins():
-    wrong = []
-    for req in requirements().values():
-        if req.marker and not req.marker.evaluate():
-            continue
-        try:
-            installed = version(req.name)
-        except PackageNotFoundError:
-            wrong.append(f"{req.name} is not installed")
-            continue
-        if not req.specifier.contains(installed.split("+")[0], prereleases=True):
-            wrong.append(f"{req.name} {installed} (pinned {req.specifier})")
+    wrong = [f"{name} {installed} (pinned {pinned})" for name, pinned, installed, status in version_rows(requirements())
+             if status != "ok"]
     if wrong:
         pytest.fail("the environment differs from requirements.txt (run `make setup`): " + "; ".join(wrong))

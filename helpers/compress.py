@@ -1,0 +1,482 @@
+"""Model compression and deployment (Chapter 7.4): pruning, int8 quantization, distillation, ONNX, TFLite, and
+how to measure the result (size on disk, non-zero parameters, CPU latency and throughput).
+
+The int8 routes, as they stand with the course's pinned versions:
+- PyTorch: `torch.ao.quantization` (eager mode and FX graph mode) still works in torch 2.13 but warns that it is
+  deprecated in favour of the separate `torchao` package; its PT2E flow has already moved there. We use FX graph
+  mode for static quantization (no hand-edited model, fusion is automatic) and `quantize_dynamic` for linear
+  layers, and silence only those two deprecation messages here (Chapter 7 shows them once).
+- ONNX Runtime: `onnxruntime.quantization.quantize_static` on an exported ONNX graph, the route that is not
+  deprecated and runs wherever ONNX Runtime does.
+- TensorFlow: the TFLite converter with a representative data set; `tf.lite.Interpreter` runs the result.
+
+Frameworks are imported inside the functions, so `import helpers` stays fast.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import gzip
+import io
+import logging
+import os
+import statistics
+import tempfile
+import time
+import warnings
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+# ---------------------------------------------------------------- counting and sizes
+
+
+def _weights(model: nn.Module) -> Iterator[tuple[nn.Module, str, torch.Tensor]]:
+    """(module, name, tensor) for every parameter; a pruned weight is seen through its mask (weight_orig*mask)."""
+    for m in model.modules():
+        for name, p in m.named_parameters(recurse=False):
+            if name.endswith("_orig"):
+                name = name[: -len("_orig")]
+                yield m, name, getattr(m, name)
+            else:
+                yield m, name, p
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters of a PyTorch module (pruned weights still count: they are stored)."""
+    return sum(t.numel() for _, _, t in _weights(model))
+
+
+def count_nonzero(model: nn.Module) -> int:
+    """Number of parameters that are not exactly zero (what pruning reduces)."""
+    return sum(int((t != 0).sum()) for _, _, t in _weights(model))
+
+
+def sparsity(model: nn.Module, types: tuple[type, ...] | None = None) -> float:
+    """Fraction of zero weights in the layers of `types` (default: Conv2d and Linear weights, biases excluded)."""
+    from torch import nn
+
+    types = types or (nn.Conv2d, nn.Linear)
+    zeros = total = 0
+    for m, name, t in _weights(model):
+        if isinstance(m, types) and name == "weight":
+            zeros += int((t == 0).sum())
+            total += t.numel()
+    return zeros / total if total else 0.0
+
+
+def torch_bytes(model: nn.Module) -> bytes:
+    """The model's state_dict as torch.save writes it (fp32 weights, or packed int8 for a quantized model)."""
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getvalue()
+
+
+def save_bytes(data: bytes, path: str | Path) -> Path:
+    """Write bytes to a file atomically (temporary file, then rename); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path
+
+
+def gzip_size(data: bytes) -> int:
+    """Size in bytes after gzip (level 9): shows how much a sparse model could shrink with compression."""
+    return len(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+# ---------------------------------------------------------------- timing
+
+
+def median_time(fn: Callable[..., Any], *args: Any, repeats: int = 30, warmup: int = 3,
+                min_seconds: float = 0.0) -> float:
+    """Median wall-clock seconds of fn(*args) over `repeats` calls (at least `min_seconds` in all), after warm-up.
+
+    The median ignores the occasional call that another process on the machine slowed down.
+    """
+    for _ in range(warmup):
+        fn(*args)
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < repeats or time.perf_counter() - start < min_seconds:
+        t0 = time.perf_counter()
+        fn(*args)
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def benchmark(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, repeats: int = 30,
+              batch: int = 256) -> dict[str, float]:
+    """CPU latency at batch 1 (ms, median) and throughput at batch `batch` (images/s, from the median time)."""
+    one, many = images[:1], images[:batch]
+    latency = median_time(predict, one, repeats=repeats)
+    per_batch = median_time(predict, many, repeats=max(3, repeats // 3))
+    return {"latency_ms": latency * 1000, "throughput": len(many) / per_batch}
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run PyTorch on n CPU threads inside the block (measurements use 1 thread: fair and less noisy)."""
+    import torch
+
+    saved = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
+
+
+def torch_predictor(model: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
+    """A function from a float32 array of model inputs to a NumPy array of outputs (eval mode, no autograd)."""
+    import torch
+
+    model.eval()
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return model(torch.from_numpy(x)).numpy()
+
+    return predict
+
+
+def accuracy(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, labels: np.ndarray,
+             batch: int = 500) -> float:
+    """Top-1 accuracy of a predictor (returning logits or probabilities) over images, in batches."""
+    correct = 0
+    for i in range(0, len(images), batch):
+        correct += int((predict(images[i:i + batch]).argmax(1) == labels[i:i + batch]).sum())
+    return correct / len(images)
+
+
+# ---------------------------------------------------------------- pruning
+
+
+def prune_global(model: nn.Module, amount: float, types: tuple[type, ...] | None = None) -> nn.Module:
+    """Global magnitude pruning, in place: zero the `amount` fraction of smallest |w| over all layers' weights.
+
+    Uses torch.nn.utils.prune, which keeps weight_orig and a mask, so the zeros stay zero while you fine-tune;
+    call finalize_pruning(model) afterwards to make them permanent.
+    """
+    from torch import nn
+    from torch.nn.utils import prune
+
+    types = types or (nn.Conv2d, nn.Linear)
+    params = [(m, "weight") for m in model.modules() if isinstance(m, types)]
+    prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=amount)
+    return model
+
+
+def finalize_pruning(model: nn.Module) -> nn.Module:
+    """Make pruning permanent: fold each mask into its weight and drop the re-parametrisation."""
+    from torch.nn.utils import prune
+
+    for m in model.modules():
+        for name in [n[: -len("_orig")] for n, _ in m.named_parameters(recurse=False) if n.endswith("_orig")]:
+            prune.remove(m, name)
+    return model
+
+
+def _leaves(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
+    """(parent, attribute name, module) for every leaf module, in registration order."""
+    out = []
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if not list(child.children()):
+                out.append((parent, name, child))
+    return out
+
+
+def is_chain(model: nn.Module, example: torch.Tensor) -> bool:
+    """True if running the leaf modules one after another gives model(example): the model is a plain chain."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        x = example
+        for _, _, m in _leaves(model):
+            x = m(x)
+        return x.shape == model(example).shape and torch.allclose(x, model(example), atol=1e-5)
+
+
+def _channel_scores(layer: nn.Module, norm: nn.Module | None) -> torch.Tensor:
+    """Importance of each output channel: L1 norm of its filter, scaled by a following BatchNorm's |γ|/σ."""
+    import torch
+
+    score = layer.weight.detach().abs().flatten(1).sum(1)
+    if norm is not None:
+        score = score * norm.weight.detach().abs() / torch.sqrt(norm.running_var + norm.eps)
+    return score
+
+
+def _slice_param(module: nn.Module, name: str, index: torch.Tensor, dim: int) -> None:
+    """Keep only `index` along `dim` of a parameter or buffer (new tensor, same requires_grad)."""
+    import torch
+
+    t = getattr(module, name)
+    if t is None:
+        return
+    kept = t.detach().index_select(dim, index).clone()
+    if isinstance(t, torch.nn.Parameter):
+        setattr(module, name, torch.nn.Parameter(kept, requires_grad=t.requires_grad))
+    else:
+        setattr(module, name, kept)
+
+
+def prune_channels(model: nn.Module, amount: float, example: torch.Tensor) -> nn.Module:
+    """Structured pruning, in place: remove the `amount` fraction of least important channels of every hidden
+    Conv2d (and units of every hidden Linear), so the layers really become smaller and faster.
+
+    Works on models that are a chain of layers (checked with `example`); the last weighted layer keeps its
+    outputs. Importance = L1 norm of a channel's filter times |γ|/σ of the BatchNorm after it, if any.
+    """
+    import torch
+    from torch import nn
+
+    if not is_chain(model, example):
+        raise ValueError("prune_channels needs a plain chain of layers (forward runs them one after another)")
+    passthrough = (nn.ReLU, nn.ReLU6, nn.GELU, nn.MaxPool2d, nn.AvgPool2d, nn.Dropout, nn.Identity, nn.Flatten,
+                   nn.AdaptiveAvgPool2d)
+    leaves = [m for _, _, m in _leaves(model)]
+    weighted = [i for i, m in enumerate(leaves) if isinstance(m, nn.Conv2d | nn.Linear)]
+    for i, j in zip(weighted, weighted[1:], strict=False):
+        layer, nxt = leaves[i], leaves[j]
+        between = leaves[i + 1:j]
+        norms = [m for m in between if isinstance(m, nn.BatchNorm2d | nn.BatchNorm1d)]
+        if any(not isinstance(m, passthrough + (nn.BatchNorm2d, nn.BatchNorm1d)) for m in between):
+            raise ValueError(f"cannot prune across {[type(m).__name__ for m in between]}")
+        if isinstance(layer, nn.Conv2d) and layer.groups != 1:
+            raise ValueError("grouped convolutions are not supported")
+        channels = layer.weight.shape[0]
+        keep_n = max(1, round(channels * (1 - amount)))
+        scores = _channel_scores(layer, norms[0] if norms else None)
+        keep = torch.sort(torch.topk(scores, keep_n).indices).values
+        _slice_param(layer, "weight", keep, 0)
+        _slice_param(layer, "bias", keep, 0)
+        if isinstance(layer, nn.Conv2d):
+            layer.out_channels = keep_n
+        else:
+            layer.out_features = keep_n
+        for bn in norms:
+            for name in ("weight", "bias", "running_mean", "running_var"):
+                _slice_param(bn, name, keep, 0)
+            bn.num_features = keep_n
+        if isinstance(nxt, nn.Conv2d):
+            _slice_param(nxt, "weight", keep, 1)
+            nxt.in_channels = keep_n
+        else:  # a Linear, maybe after Flatten: its inputs come in blocks of (height × width) per channel
+            per_channel = nxt.in_features // channels
+            w = nxt.weight.detach().reshape(nxt.out_features, channels, per_channel)[:, keep].reshape(
+                nxt.out_features, keep_n * per_channel)
+            nxt.weight = nn.Parameter(w.clone(), requires_grad=nxt.weight.requires_grad)
+            nxt.in_features = keep_n * per_channel
+    return model
+
+
+# ---------------------------------------------------------------- distillation
+
+
+def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor,
+                      temperature: float = 4.0, alpha: float = 0.9) -> torch.Tensor:
+    """Hinton et al. (2015): alpha·T²·KL(teacher_T ‖ student_T) + (1 − alpha)·cross-entropy with the labels.
+
+    Softening both distributions with temperature T lets the student learn the teacher's "dark knowledge"
+    (which wrong classes look alike); T² keeps the gradient scale independent of T.
+    """
+    import torch.nn.functional as F
+
+    soft = F.kl_div(F.log_softmax(student_logits / temperature, 1), F.log_softmax(teacher_logits / temperature, 1),
+                    reduction="batchmean", log_target=True)
+    return alpha * temperature**2 * soft + (1 - alpha) * F.cross_entropy(student_logits, labels)
+
+
+# ---------------------------------------------------------------- PyTorch int8 quantization
+
+_QUANT_DEPRECATIONS = (r"torch\.ao\.quantization is deprecated", r"torch\.quantize_per_tensor",
+                       r"Please use quant_min and quant_max")
+
+
+@contextlib.contextmanager
+def _known_quantization_warnings() -> Iterator[None]:
+    """Hide only torch.ao.quantization's deprecation notices (Chapter 7 shows and explains them once)."""
+    with warnings.catch_warnings():
+        for pattern in _QUANT_DEPRECATIONS:
+            warnings.filterwarnings("ignore", message=f".*{pattern}")
+        yield
+
+
+def quantize_dynamic_int8(model: nn.Module, engine: str = "x86") -> nn.Module:
+    """A copy with int8 weights in every nn.Linear; activations are quantized on the fly at run time."""
+    import torch
+    from torch import nn
+
+    torch.backends.quantized.engine = engine
+    with _known_quantization_warnings():
+        return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
+
+
+def quantize_static_int8(model: nn.Module, calibration: Iterable[torch.Tensor], engine: str = "x86") -> nn.Module:
+    """A copy with int8 weights and activations (FX graph mode post-training quantization, x86 backend).
+
+    Conv-BatchNorm-ReLU are fused, observers record activation ranges on the calibration batches, then every
+    layer is replaced by its int8 kernel (per-channel weights, per-tensor activations).
+    """
+    import torch
+    from torch.ao.quantization import get_default_qconfig_mapping
+    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+
+    torch.backends.quantized.engine = engine
+    batches = list(calibration)
+    with _known_quantization_warnings():
+        prepared = prepare_fx(copy.deepcopy(model).eval(), get_default_qconfig_mapping(engine), (batches[0],))
+        with torch.inference_mode():
+            for x in batches:
+                prepared(x)
+        return convert_fx(prepared)
+
+
+# ---------------------------------------------------------------- ONNX and ONNX Runtime
+
+
+def export_onnx(model: nn.Module, path: str | Path, example: torch.Tensor) -> Path:
+    """Export to ONNX with the dynamo exporter (input 'image' with a dynamic batch size, output 'logits')."""
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    quiet = [logging.getLogger(name) for name in ("torch.onnx", "torch.onnx._internal.exporter._registration")]
+    levels = [log.level for log in quiet]
+    try:
+        for log in quiet:
+            log.setLevel(logging.ERROR)  # "torchvision is not installed" notices: irrelevant here
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=FutureWarning)  # torch-internal pytree notice
+            program = torch.onnx.export(model.eval(), (example,), input_names=["image"], output_names=["logits"],
+                                        dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True,
+                                        verbose=False)
+        program.save(str(path))
+    finally:
+        for log, level in zip(quiet, levels, strict=True):
+            log.setLevel(level)
+    return path
+
+
+def onnx_predictor(path: str | Path, threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
+    """An ONNX Runtime CPU session wrapped as a function array -> array (threads: intra-op threads)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+    return predict
+
+
+def onnx_quantize_static(src: str | Path, dst: str | Path, calibration: Iterable[np.ndarray]) -> Path:
+    """int8 post-training quantization of an ONNX model with ONNX Runtime (QDQ format, per-channel weights)."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{name: np.asarray(x, dtype=np.float32)} for x in calibration])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    dst = Path(dst)
+    with tempfile.TemporaryDirectory() as tmp:
+        prepared = Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(src), str(prepared))  # shape inference and graph clean-up first, as ORT advises
+        quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+    return dst
+
+
+# ---------------------------------------------------------------- TensorFlow Lite
+
+
+def tflite_convert(model: Any, calibration: Iterable[np.ndarray] | None = None) -> bytes:
+    """Convert a Keras model to a TFLite flatbuffer: float32, or full int8 when calibration images are given.
+
+    Full int8 means weights *and* activations, int8 input and output (TFLITE_BUILTINS_INT8), calibrated on
+    the representative images, one at a time.
+    """
+    from .core import _quiet_stderr_fd, quiet_tensorflow
+
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp, _quiet_stderr_fd():
+        model.export(tmp, format="tf_saved_model", verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
+        if calibration is not None:
+            images = [np.asarray(x, dtype=np.float32) for x in calibration]
+
+            def representative():
+                for x in images:
+                    for i in range(len(x)):
+                        yield [x[i:i + 1]]
+
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.representative_dataset = representative
+            converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            converter.inference_input_type = tf.int8
+            converter.inference_output_type = tf.int8
+        return converter.convert()
+
+
+def tflite_predictor(model: bytes, threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
+    """A TFLite interpreter wrapped as array -> array; int8 models get their inputs quantized for them."""
+    from .core import _quiet_stderr_fd, quiet_tensorflow
+
+    quiet_tensorflow()
+    import tensorflow as tf
+
+    with warnings.catch_warnings(), _quiet_stderr_fd():
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+        interpreter = tf.lite.Interpreter(model_content=model, num_threads=threads)
+    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+    state = {"batch": None}
+
+    def predict(x: np.ndarray) -> np.ndarray:
+        if state["batch"] != len(x):
+            interpreter.resize_tensor_input(inp["index"], [len(x), *x.shape[1:]])
+            with _quiet_stderr_fd():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+                interpreter.allocate_tensors()
+            state["batch"] = len(x)
+        if inp["dtype"] == np.int8:
+            scale, zero = inp["quantization"]
+            x = np.clip(np.round(x / scale + zero), -128, 127)
+        interpreter.set_tensor(inp["index"], np.ascontiguousarray(x, dtype=inp["dtype"]))
+        interpreter.invoke()
+        y = interpreter.get_tensor(out["index"])
+        if out["dtype"] == np.int8:
+            scale, zero = out["quantization"]
+            y = (y.astype(np.float32) - zero) * scale
+        return y
+
+    return predict

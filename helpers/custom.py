@@ -1,0 +1,368 @@
+"""Your own digits (Chapter 9): labelled folders, a synthetic example set, UCI digits, data checks, predictions.
+
+    make_example_set()                                   # data/custom/<digit>/synthetic_*.png (never overwrites)
+    data = load_folder(data_dir() / "custom")            # x (N, 28, 28) uint8, y, files, problems
+    predictions, fig = predict_files(model, "my_digits/")  # per file: digit, probabilities, what the model saw
+
+Nothing here modifies or deletes a file it did not write; bad files are reported by name and reason, and one bad
+file never stops a folder.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .core import data_dir
+from .data import normalize
+from .images import IMAGE_SUFFIXES, ImageProblem, _resize, load_digit, preprocess
+
+IGNORED = {"README.txt", "Thumbs.db", "desktop.ini"}  # files that are no digit and need no warning
+
+
+class SkippedFilesWarning(UserWarning):
+    """Some files or folders were skipped; the message lists each one with its reason."""
+
+
+def custom_dir() -> Path:
+    """The folder for your own labelled digits: data/custom/<digit>/<images>."""
+    return data_dir() / "custom"
+
+
+def _warn_skipped(where: str, problems: list[str]) -> None:
+    if problems:
+        warnings.warn(f"{len(problems)} skipped in {where}:\n  " + "\n  ".join(problems), SkippedFilesWarning,
+                      stacklevel=3)
+
+
+# ---------------------------------------------------------------- labelled folders
+
+
+def image_files(folder: str | Path) -> tuple[list[Path], list[str]]:
+    """Image files under a folder (recursively, sorted) and 'name: reason' for every other file found."""
+    folder = Path(folder)
+    files, skipped = [], []
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        name = path.relative_to(folder).as_posix()
+        if path.name.startswith(".") or path.name in IGNORED:
+            continue
+        if path.suffix.lower() in IMAGE_SUFFIXES:
+            files.append(path)
+        else:
+            skipped.append(f"{name}: not an image file (extension {path.suffix or 'none'!r}), skipped")
+    return files, skipped
+
+
+@dataclass
+class DigitFolder:
+    """The images of a labelled folder (root/<digit>/<files>) to MNIST's conventions, and what was skipped."""
+
+    x: np.ndarray  # uint8 (N, 28, 28)
+    y: np.ndarray  # int64 (N,)
+    files: list[str] = field(default_factory=list)  # relative to the root, e.g. '3/photo.jpg'
+    problems: list[str] = field(default_factory=list)  # 'name: reason' for each skipped file or folder
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+
+def load_folder(root: str | Path | None = None, warn: bool = True) -> DigitFolder:
+    """Read and preprocess root/<digit>/<images> (default data/custom); skip bad items with a warning naming each."""
+    root = Path(root) if root else custom_dir()
+    images, labels, names, problems = [], [], [], []
+    if not root.is_dir():
+        problems.append(f"{root.name}/: no such folder")
+        children = []
+    else:
+        children = sorted(root.iterdir())
+    for child in children:
+        if child.name.startswith(".") or child.name in IGNORED:
+            continue
+        if child.is_file():
+            problems.append(f"{child.name}: not inside a digit folder (0-9), skipped")
+            continue
+        if child.name not in tuple("0123456789"):
+            problems.append(f"{child.name}/: folder name is not a digit 0-9, skipped")
+            continue
+        files, skipped = image_files(child)
+        problems += [f"{child.name}/{item}" for item in skipped]
+        if not files:
+            problems.append(f"{child.name}/: no images in this folder")
+        for path in files:
+            name = path.relative_to(root).as_posix()
+            try:
+                images.append(load_digit(path, name))
+            except ImageProblem as err:
+                problems.append(str(err))
+                continue
+            labels.append(int(child.name))
+            names.append(name)
+    if not images and root.is_dir():
+        problems.append(f"{root.name}/: no usable images; put them in {root.name}/<digit>/ (e.g. {root.name}/7/a.png)")
+    if warn:
+        _warn_skipped(f"{root.name}/", problems)
+    x = np.stack(images) if images else np.zeros((0, 28, 28), np.uint8)
+    return DigitFolder(x, np.array(labels, dtype=np.int64), names, problems)
+
+
+def tree_fingerprint(root: str | Path) -> dict[str, tuple[int, int]]:
+    """{relative path: (size, modification time in ns)} of every file under root: compare to prove nothing changed."""
+    root = Path(root)
+    return {p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+# ---------------------------------------------------------------- a synthetic example set
+
+EXAMPLE_README = """Your own handwritten digits for Chapter 9 (第9章 自定义数据集识别)
+====================================================================
+
+Put each image in the folder named after its digit: 0/, 1/, ... 9/ (PNG, JPEG, BMP, GIF, TIFF or WebP;
+any size; colour or grayscale; dark ink on light paper or the other way round). One digit per image,
+roughly cropped. A phone photo of a digit on paper works.
+
+The files named synthetic_*.png / synthetic_*.jpg are NOT handwriting: the course rendered them from the
+fonts that ship with matplotlib, with rotation, noise, blur, uneven light and JPEG artefacts, so that the
+chapter runs before you add anything. Delete them if you want your own digits only; the notebook makes
+them again only if they are missing, and it never changes, overwrites or deletes any other file here.
+"""
+
+
+def digit_fonts() -> list[Path]:
+    """The TrueType fonts shipped with matplotlib that draw ordinary digits (DejaVu, STIX, Computer Modern)."""
+    folder = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    keep = ("DejaVuSans", "DejaVuSerif", "STIXGeneral", "cmr10", "cmss10", "cmtt10", "cmb10")
+    return sorted(p for p in folder.glob("*.ttf") if p.stem.startswith(keep) and "Display" not in p.stem)
+
+
+def render_digit(digit: int, rng: np.random.Generator, fonts: list[Path]) -> np.ndarray:
+    """One synthetic photo of a printed digit: float grayscale in [0, 1], ink dark or light, noisy and uneven."""
+    from scipy import ndimage as ndi
+
+    height = int(rng.integers(40, 240))
+    width = int(height * rng.uniform(0.7, 1.3))
+    font = ImageFont.truetype(str(fonts[rng.integers(len(fonts))]), size=int(height * rng.uniform(0.5, 0.8)))
+    glyph = Image.new("L", (width, height), 0)
+    centre = (width * rng.uniform(0.4, 0.6), height * rng.uniform(0.4, 0.6))
+    ImageDraw.Draw(glyph).text(centre, str(digit), fill=255, font=font, anchor="mm",
+                               stroke_width=int(rng.integers(0, max(1, height // 30) + 1)), stroke_fill=255)
+    glyph = glyph.rotate(rng.uniform(-15, 15), resample=Image.Resampling.BICUBIC, center=centre)
+    mask = np.asarray(glyph, dtype=np.float32) / 255
+    paper, ink = rng.uniform(0.7, 1.0), rng.uniform(0.0, 0.35)
+    if rng.random() < 0.3:  # light ink on a dark ground: chalk on a board, a screenshot in dark mode
+        paper, ink = 1 - paper, 1 - ink
+    rows, cols = np.mgrid[0:height, 0:width] / max(height, width)
+    angle = rng.uniform(0, 2 * np.pi)
+    light = 1 - rng.uniform(0, 0.45) * (np.cos(angle) * cols + np.sin(angle) * rows)  # a shadow across the page
+    image = (paper + (ink - paper) * mask) * light
+    image = ndi.gaussian_filter(image, rng.uniform(0, 1.5) * height / 100)
+    image = image + rng.normal(0, rng.uniform(0, 0.06), image.shape)
+    return np.clip(image, 0, 1).astype(np.float32)
+
+
+def save_example(image: np.ndarray, stem: Path, rng: np.random.Generator) -> Path | None:
+    """Save in a random format (PNG L/RGB/RGBA/palette/16-bit or JPEG); None if a file of that name exists."""
+    kind = ["L", "RGB", "RGBA", "P", "I;16", "JPEG"][rng.integers(6)]
+    as_bytes = np.round(image * 255).astype(np.uint8)
+    if kind == "RGB":  # tinted paper, as from a phone camera
+        tint = rng.uniform(0.85, 1.0, 3)
+        picture = Image.fromarray(np.round(image[..., None] * tint * 255).astype(np.uint8), "RGB")
+    elif kind == "RGBA":  # a drawing app's export: dark ink whose alpha is the ink, over a transparent ground
+        alpha = np.round((1 - image) * 255).astype(np.uint8)
+        picture = Image.fromarray(np.dstack([np.zeros_like(alpha)] * 3 + [alpha]), "RGBA")
+    elif kind == "P":
+        picture = Image.fromarray(as_bytes, "L").convert("RGB").quantize(16)
+    elif kind == "I;16":
+        picture = Image.fromarray(np.round(image * 65535).astype(np.uint16))
+    else:
+        picture = Image.fromarray(as_bytes, "L")
+    path = stem.with_suffix(".jpg" if kind == "JPEG" else ".png")
+    try:
+        with open(path, "xb") as out:  # "x": fail rather than overwrite a file that appeared meanwhile
+            if kind == "JPEG":
+                picture.save(out, "JPEG", quality=int(rng.integers(15, 60)))
+            else:
+                picture.save(out, "PNG")
+    except FileExistsError:
+        return None
+    return path
+
+
+def make_example_set(root: str | Path | None = None, per_digit: int = 100, seed: int = 0) -> int:
+    """Write synthetic_<digit>_<i> images into root/<digit>/ (default data/custom) where missing; return how many.
+
+    Deterministic (the same files on every machine) and additive: existing files are never overwritten or deleted.
+    """
+    root = Path(root) if root else custom_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    readme = root / "README.txt"
+    if not readme.exists():
+        readme.write_text(EXAMPLE_README, encoding="utf-8")
+    fonts, written = digit_fonts(), 0
+    for digit in range(10):
+        folder = root / str(digit)
+        folder.mkdir(exist_ok=True)
+        for i in range(per_digit):
+            stem = folder / f"synthetic_{digit}_{i:03d}"
+            if stem.with_suffix(".png").exists() or stem.with_suffix(".jpg").exists():
+                continue
+            rng = np.random.default_rng([seed, digit, i])
+            written += save_example(render_digit(digit, rng, fonts), stem, rng) is not None
+    return written
+
+
+def is_synthetic(name: str) -> bool:
+    """True for the course's generated example files (synthetic_*), False for the reader's own."""
+    return Path(name).name.startswith("synthetic_")
+
+
+# ---------------------------------------------------------------- UCI optical digits (bundled with scikit-learn)
+
+
+def uci_bitmap(counts: np.ndarray) -> np.ndarray:
+    """Undo UCI's 4×4 block counting as far as possible: 8×8 counts (0..16) to an anti-aliased 32×32 bitmap."""
+    coverage = _resize(np.asarray(counts, dtype=np.float32) / 16, 32, 32)  # bicubic: ink fraction per pixel
+    return np.clip((coverage - 0.35) / 0.3, 0, 1)  # half covered = ink; a ramp keeps the edges soft
+
+
+def load_uci_digits(mnist_style: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's UCI optical digits (1,797 images by 13 writers): (x, y); x uint8 (N, 28, 28) MNIST-style,
+    or the raw 8×8 counts 0..16 with mnist_style=False."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    y = digits.target.astype(np.int64)
+    if not mnist_style:
+        return digits.images.astype(np.uint8), y
+    return np.stack([preprocess(uci_bitmap(image)) for image in digits.images]), y
+
+
+# ---------------------------------------------------------------- data checks
+
+
+def near_duplicates(x: np.ndarray, threshold: float = 0.98) -> list[tuple[int, int, float]]:
+    """Pairs (i, j, similarity) of images whose cosine similarity is at least `threshold`, most similar first."""
+    flat = x.reshape(len(x), -1).astype(np.float32)
+    flat /= np.maximum(np.linalg.norm(flat, axis=1, keepdims=True), 1e-12)
+    pairs = []
+    for start in range(0, len(flat), 1000):  # blocks keep the similarity matrix small
+        sims = flat[start:start + 1000] @ flat.T
+        rows, cols = np.nonzero(sims >= threshold)
+        pairs += [(start + i, j, float(sims[i, j])) for i, j in zip(rows, cols, strict=True) if start + i < j]
+    return sorted(pairs, key=lambda p: -p[2])
+
+
+def suspicious_labels(probabilities: np.ndarray, labels: np.ndarray, confidence: float = 0.9) -> np.ndarray:
+    """Indices where the model predicts another class than the label with at least `confidence`, surest first."""
+    predicted, top = probabilities.argmax(1), probabilities.max(1)
+    flagged = np.flatnonzero((predicted != labels) & (top >= confidence))
+    return flagged[np.argsort(-top[flagged], kind="stable")]
+
+
+# ---------------------------------------------------------------- predictions for any files
+
+
+@dataclass
+class Prediction:
+    """One file's prediction: the digit, its probabilities and the 28×28 image the model saw, or the problem."""
+
+    file: str
+    digit: int | None = None
+    probabilities: np.ndarray | None = None
+    image: np.ndarray | None = None
+    problem: str | None = None
+
+    @property
+    def confidence(self) -> float:
+        """The probability of the predicted digit (0 when the file could not be read)."""
+        return float(self.probabilities.max()) if self.probabilities is not None else 0.0
+
+
+def model_probabilities(model: Any, x: np.ndarray) -> np.ndarray:
+    """Class probabilities (N, 10) for MNIST-style uint8 images from a PyTorch or Keras model, or a function."""
+    if len(x) == 0:
+        return np.zeros((0, 10), np.float32)
+    if hasattr(model, "parameters") and hasattr(model, "forward"):  # a PyTorch module: normalised (N, 1, 28, 28)
+        import torch
+
+        from .train import predict_proba
+
+        return predict_proba(model, torch.from_numpy(normalize(x)).unsqueeze(1))
+    if hasattr(model, "predict"):  # a Keras model: normalised (N, 28, 28, 1), softmax outputs
+        return np.asarray(model.predict(normalize(x)[..., None], verbose=0))
+    return np.asarray(model(x))
+
+
+def _sources(source: str | Path | Iterable[str | Path]) -> tuple[list[tuple[Path, str]], list[str]]:
+    """(path, display name) of the image files named by a file, a folder or a list of both; plus skipped items."""
+    items = [source] if isinstance(source, str | Path) else list(source)
+    found, skipped = [], []
+    for item in map(Path, items):
+        if item.is_dir():
+            files, others = image_files(item)
+            found += [(p, f"{item.name}/{p.relative_to(item).as_posix()}") for p in files]
+            skipped += [f"{item.name}/{s}" for s in others]
+            if not files:
+                skipped.append(f"{item.name}/: no image files in this folder")
+        else:
+            found.append((item, item.name))
+    return found, skipped
+
+
+def predict_files(model: Any, source: str | Path | Iterable[str | Path], figure: bool = True,
+                  warn: bool = True) -> tuple[list[Prediction], Any]:
+    """Predict the digit in each image file (a file, a folder or a list): (predictions, figure of what the model saw).
+
+    Any size and mode; a file that cannot be used gets a Prediction with `.problem` set and never stops the rest.
+    """
+    found, skipped = _sources(source)
+    predictions = []
+    for path, name in found:
+        try:
+            predictions.append(Prediction(name, image=load_digit(path, name)))
+        except ImageProblem as err:
+            predictions.append(Prediction(name, problem=str(err)))
+    readable = [p for p in predictions if p.problem is None]
+    probabilities = model_probabilities(model, np.stack([p.image for p in readable]) if readable else np.zeros(0))
+    for p, probs in zip(readable, probabilities, strict=True):
+        p.digit, p.probabilities = int(probs.argmax()), probs
+    if warn:
+        _warn_skipped("the input", skipped + [p.problem for p in predictions if p.problem])
+    return predictions, (show_predictions(predictions) if figure and readable else None)
+
+
+def show_predictions(predictions: list[Prediction], ncols: int = 8, size: float = 1.1):
+    """The readable inputs as the model saw them (28×28), titled with the predicted digit and its probability."""
+    import matplotlib.pyplot as plt
+
+    shown = [p for p in predictions if p.image is not None]
+    nrows = max(1, -(-len(shown) // ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * size, nrows * (size + 0.35)), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, p in zip(axes.flat, shown, strict=False):
+        ax.imshow(p.image, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_title(f"{p.digit} ({p.confidence:.0%})", fontsize=9, pad=2)
+        ax.text(0.5, -0.08, Path(p.file).name[:16], transform=ax.transAxes, ha="center", va="top", fontsize=6)
+    fig.suptitle("What the model saw, and what it read", fontsize=11)
+    return fig
+
+
+def prediction_table(predictions: list[Prediction]) -> str:
+    """A plain-text table: file, predicted digit, probability, top-2 digits, or the problem."""
+    width = max([len(p.file) for p in predictions] + [4])
+    lines = [f"{'file':<{width}}  digit  prob.  runner-up"]
+    for p in predictions:
+        if p.problem:
+            lines.append(f"{p.file:<{width}}  -      -      {p.problem.removeprefix(p.file + ': ')}")
+            continue
+        second = int(np.argsort(p.probabilities)[-2])
+        lines.append(f"{p.file:<{width}}  {p.digit:<5}  {p.confidence:5.1%}  {second} ({p.probabilities[second]:.1%})")
+    return "\n".join(lines)

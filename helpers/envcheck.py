@@ -1,0 +1,129 @@
+"""Check the environment from inside a notebook: installed versions against the pins, processors, threads.
+
+`check_environment()` prints one table and says whether every pin of requirements.txt is met; Chapter 3 explains
+it. `limit_threads(n)` caps the threads of NumPy's BLAS and of PyTorch for a block of code. Frameworks are
+imported only inside the functions that report on them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import sys
+from collections.abc import Iterable, Iterator
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from packaging.requirements import Requirement
+
+from .core import REPO_ROOT
+
+REQUIREMENTS = REPO_ROOT / "requirements.txt"
+
+
+def pip_lines(lines: Iterable[str]) -> dict[str, Requirement]:
+    """Requirement lines of a requirements file (not comments, options or `-e .`), keyed 'name; marker'."""
+    reqs = {}
+    for line in lines:
+        line = line.split(" #")[0].strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        req = Requirement(line)
+        reqs[f"{req.name.lower()}; {req.marker}"] = req
+    return reqs
+
+
+def read_pins(path: Path | str = REQUIREMENTS) -> dict[str, Requirement]:
+    """The pinned requirements of a requirements.txt (the course's own by default)."""
+    return pip_lines(Path(path).read_text(encoding="utf-8").splitlines())
+
+
+def version_rows(pins: dict[str, Requirement] | None = None) -> list[tuple[str, str, str, str]]:
+    """(package, pinned, installed, status) for every pin that applies to this platform; status ok/DIFFERENT/missing."""
+    rows = []
+    for req in (read_pins() if pins is None else pins).values():
+        if req.marker and not req.marker.evaluate():
+            continue  # e.g. tensorflow-cpu on a Mac
+        pinned = str(req.specifier)
+        try:
+            installed = version(req.name)
+        except PackageNotFoundError:
+            rows.append((req.name, pinned, "-", "missing"))
+            continue
+        ok = req.specifier.contains(installed.split("+")[0], prereleases=True)  # 2.13.0+cpu counts as 2.13.0
+        rows.append((req.name, pinned, installed, "ok" if ok else "DIFFERENT"))
+    return rows
+
+
+def hardware_rows() -> list[tuple[str, str]]:
+    """(what, value) for Python, the operating system, CPU cores, thread pools and accelerators."""
+    rows = [("python", f"{platform.python_version()} ({sys.implementation.name})"),
+            ("system", f"{platform.system()} {platform.release()} {platform.machine()}"),
+            ("CPU cores (usable / total)", f"{_usable_cores()} / {os.cpu_count()}")]
+    from threadpoolctl import threadpool_info
+
+    for pool in threadpool_info():
+        rows.append((f"{pool['internal_api']} threads ({pool['user_api']})", str(pool["num_threads"])))
+    if "torch" in sys.modules or _installed("torch"):
+        import torch
+
+        rows.append(("torch threads (intra-op)", str(torch.get_num_threads())))
+        cuda = torch.cuda.is_available()
+        rows.append(("CUDA GPU", torch.cuda.get_device_name(0) if cuda else "none"))
+        mps = getattr(torch.backends, "mps", None)
+        rows.append(("Apple MPS", "available" if mps and mps.is_available() else "none"))
+    if "tensorflow" in sys.modules:  # importing TensorFlow only to report on it would take seconds
+        import tensorflow as tf
+
+        gpus = tf.config.list_physical_devices("GPU")
+        rows.append(("TensorFlow GPUs", ", ".join(g.name for g in gpus) or "none"))
+    return rows
+
+
+def _usable_cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _installed(name: str) -> bool:
+    try:
+        version(name)
+    except PackageNotFoundError:
+        return False
+    return True
+
+
+def check_environment(pins: dict[str, Requirement] | None = None) -> bool:
+    """Print the hardware and a version-against-pin table; True when every applicable pin is met."""
+    hardware, versions = hardware_rows(), version_rows(pins)
+    width = max(len(r[0]) for r in hardware + versions) + 2
+    for what, value in hardware:
+        print(f"{what:<{width}}{value}")
+    print(f"\n{'package':<{width}}{'pinned':<12}{'installed':<14}status")
+    for name, pinned, installed, status in versions:
+        print(f"{name:<{width}}{pinned:<12}{installed:<14}{status}")
+    bad = [r for r in versions if r[3] != "ok"]
+    print(f"\n{len(versions) - len(bad)} of {len(versions)} pinned packages match"
+          + ("" if not bad else "; fix with `make setup` (or pip install -r requirements.txt)"))
+    return not bad
+
+
+@contextlib.contextmanager
+def limit_threads(n: int = 1) -> Iterator[None]:
+    """Run a block with at most n threads in NumPy's BLAS and in PyTorch (if imported); restore them after.
+
+    Small matrices (a 128-unit layer, an RNN step) gain little from several threads, and on a busy machine
+    threads that wait for each other can make a loop many times slower.
+    """
+    from threadpoolctl import threadpool_limits
+
+    torch = sys.modules.get("torch")
+    before = torch.get_num_threads() if torch else None
+    with threadpool_limits(limits=n):
+        if torch:
+            torch.set_num_threads(n)
+        try:
+            yield
+        finally:
+            if torch:
+                torch.set_num_threads(before)

@@ -1,0 +1,56 @@
+"""helpers.envcheck: parsing pins, comparing them with what is installed, the printed table, thread limits."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+
+import torch
+from threadpoolctl import threadpool_info
+
+from helpers import envcheck
+
+LINES = [
+    "# a comment", "", "-e .", "--index-url https://example.org/simple",
+    f"numpy=={version('numpy')}  # the installed version",
+    "numpy==0.0.1; sys_platform == 'nonexistent-os'",
+    "pytest==0.0.1",
+    "surely-not-an-installed-package==1.0",
+]
+
+
+def test_pip_lines_keeps_requirements_and_their_markers():
+    reqs = envcheck.pip_lines(LINES)
+    assert list(reqs) == ["numpy; None", 'numpy; sys_platform == "nonexistent-os"', "pytest; None",
+                          "surely-not-an-installed-package; None"]
+    assert str(reqs["pytest; None"].specifier) == "==0.0.1"
+
+
+def test_version_rows_says_ok_different_missing_and_skips_other_platforms():
+    rows = envcheck.version_rows(envcheck.pip_lines(LINES))
+    assert [(name, status) for name, _, _, status in rows] == [
+        ("numpy", "ok"), ("pytest", "DIFFERENT"), ("surely-not-an-installed-package", "missing")]
+    assert rows[1][2] == version("pytest")
+
+
+def test_the_course_pins_are_read_from_requirements_txt():
+    pins = envcheck.read_pins()
+    assert any(req.name == "torch" for req in pins.values()) and len(pins) >= 20
+
+
+def test_check_environment_prints_a_table_and_reports_mismatches(capsys):
+    assert envcheck.check_environment(envcheck.pip_lines(LINES[:5])) is True
+    out = capsys.readouterr().out
+    assert "CPU cores" in out and "torch threads" in out and "1 of 1 pinned packages match" in out
+    assert envcheck.check_environment(envcheck.pip_lines(LINES)) is False
+    out = capsys.readouterr().out
+    assert "DIFFERENT" in out and "missing" in out and "1 of 3 pinned packages match; fix with" in out
+
+
+def test_limit_threads_sets_and_restores_blas_and_torch_threads():
+    before_torch = torch.get_num_threads()
+    before_blas = [p["num_threads"] for p in threadpool_info()]
+    with envcheck.limit_threads(1):
+        assert torch.get_num_threads() == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+    assert torch.get_num_threads() == before_torch
+    assert [p["num_threads"] for p in threadpool_info()] == before_blas

@@ -1,0 +1,160 @@
+"""Chapter 7's fine-tuning tools: freezing keeps weights and BatchNorm statistics bit-identical, LoRA merges
+exactly, discriminative learning rates decay towards the input, few-shot subsets are balanced."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from helpers import finetune  # noqa: E402
+
+
+def small_cnn() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(1, 4, 3, padding=1, bias=False), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv2d(4, 8, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 16), nn.ReLU(),
+                         nn.Linear(16, 10))
+
+
+def train_a_little(model: nn.Module, steps: int = 5) -> None:
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=0.1)  # frozen ones too: no grad, no step
+    model.train()
+    for step in range(steps):
+        x, y = torch.randn(16, 1, 8, 8) + step, torch.randint(0, 10, (16,))
+        loss = nn.functional.cross_entropy(model(x), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+
+
+def test_frozen_weights_and_batchnorm_statistics_stay_bit_identical():
+    model = small_cnn()
+    features = model[:6]
+    finetune.freeze(features)
+    before = {k: v.clone() for k, v in features.state_dict().items()}
+    head_before = model[-1].weight.clone()
+    train_a_little(model)
+    for key, value in features.state_dict().items():
+        assert torch.equal(value, before[key]), f"{key} changed although frozen"
+    assert not torch.equal(model[-1].weight, head_before), "the unfrozen head did not train"
+    assert finetune.count_trainable(model) == sum(p.numel() for p in model[6:].parameters())
+
+
+def test_unfreeze_restores_training_and_batchnorm_updates():
+    model = small_cnn()
+    finetune.unfreeze(finetune.freeze(model))
+    assert finetune.count_trainable(model) == sum(p.numel() for p in model.parameters())
+    mean = model[1].running_mean.clone()
+    train_a_little(model, steps=1)
+    assert not torch.equal(model[1].running_mean, mean)
+
+
+def test_head_and_reset_head():
+    model = small_cnn()
+    assert finetune.head(model) is model[-1]
+    before = model[-1].weight.clone()
+    finetune.reset_head(model, seed=1)
+    after = model[-1].weight.clone()
+    finetune.reset_head(model, seed=1)
+    assert not torch.equal(before, after) and torch.equal(after, model[-1].weight)
+
+
+def test_discriminative_lr_decays_towards_the_input_and_covers_every_parameter():
+    model = small_cnn()
+    groups = finetune.discriminative_lr(model, lr=1e-3, decay=0.5)
+    assert [g["lr"] for g in groups] == pytest.approx([1e-3 * 0.5**k for k in (3, 2, 1, 0)])
+    assert len(groups[0]["params"]) == 3  # the first conv and its BatchNorm share a rate
+    assert sum(p.numel() for g in groups for p in g["params"]) == sum(p.numel() for p in model.parameters())
+
+
+def test_few_shot_is_balanced_seeded_and_only_asked_classes():
+    y = np.repeat(np.arange(10), 30)
+    x = np.arange(len(y))
+    xs, ys = finetune.few_shot(x, y, range(5, 10), 7, seed=3)
+    assert np.bincount(ys, minlength=10).tolist() == [0] * 5 + [7] * 5 and (y[xs] == ys).all()
+    assert np.array_equal(finetune.few_shot(x, y, range(5, 10), 7, seed=3)[0], xs)
+    with pytest.raises(ValueError):
+        finetune.few_shot(x, y, [0], 31)
+    xo, yo = finetune.only_classes(x, y, [1, 2])
+    assert set(yo.tolist()) == {1, 2} and len(xo) == 60
+
+
+@pytest.mark.parametrize("target", [nn.Linear, (nn.Linear, nn.Conv2d)])
+def test_lora_starts_at_the_base_model_merges_and_unmerges_exactly(target):
+    model = small_cnn().eval()
+    x = torch.randn(5, 1, 8, 8)
+    reference = model(x).detach()
+    finetune.add_lora(model, rank=2, alpha=4, target=target)
+    assert torch.allclose(model(x), reference)  # B = 0: the adapted model starts as the pretrained one
+    for layer in finetune.lora_layers(model):
+        nn.init.normal_(layer.lora_B, std=0.5)  # pretend training moved B
+    adapted = model(x).detach()
+    assert not torch.allclose(adapted, reference, atol=1e-3)
+    finetune.merge_lora(model)
+    torch.testing.assert_close(model(x), adapted, atol=1e-5, rtol=1e-5)
+    finetune.unmerge_lora(model)
+    torch.testing.assert_close(model(x), adapted, atol=1e-5, rtol=1e-5)
+    plain = finetune.unload_lora(model)
+    assert not finetune.lora_layers(plain)
+    torch.testing.assert_close(plain(x), adapted, atol=1e-5, rtol=1e-5)
+
+
+def test_lora_trains_only_the_adapters_and_skips_what_it_is_told():
+    model = small_cnn()
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    finetune.add_lora(model, rank=2, alpha=2, skip=["9"])
+    finetune.unfreeze(model[9])
+    layers = finetune.lora_layers(model)
+    assert len(layers) == 1 and model[7] is layers[0]  # only the hidden Linear; the head was skipped
+    assert finetune.count_trainable(model) == 2 * (128 + 16) + 16 * 10 + 10
+    train_a_little(model)
+    state = model.state_dict()
+    assert torch.equal(state["7.base.weight"], base["7.weight"]) and torch.equal(state["0.weight"], base["0.weight"])
+    assert not torch.equal(state["7.lora_B"], torch.zeros_like(state["7.lora_B"]))
+
+
+def test_copy_weights_to_keras_gives_the_same_predictions():
+    from helpers.models import keras_cnn, torch_cnn
+
+    torch.manual_seed(0)
+    source = torch_cnn(width=4).eval()
+    for m in source.modules():  # non-trivial BatchNorm statistics, so that a mix-up would show
+        if isinstance(m, nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    target = finetune.copy_weights_to_keras(source, keras_cnn(width=4))
+    x = torch.randn(6, 1, 28, 28)
+    expected = torch.softmax(source(x), 1).detach().numpy()
+    got = target.predict(x.numpy().transpose(0, 2, 3, 1), verbose=0)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    with pytest.raises(ValueError):
+        finetune.copy_weights_to_keras(torch_cnn(width=8), keras_cnn(width=4))
+
+
+def test_cached_model_trains_once_and_retrains_a_corrupt_or_stale_cache(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    calls = []
+
+    def train(model):
+        calls.append(1)
+        with torch.no_grad():
+            model.weight.fill_(len(calls))
+        return {"score": len(calls)}
+
+    def build():
+        return nn.Linear(3, 2)
+
+    model, record = finetune.cached_model("toy", {"lr": 1}, build, train)
+    assert record["score"] == 1 and len(calls) == 1 and not model.training
+    again, record = finetune.cached_model("toy", {"lr": 1}, build, train)
+    assert len(calls) == 1 and torch.equal(again.weight, model.weight) and record["score"] == 1
+    (path,) = (tmp_path / "models").glob("toy-*.pt")
+    path.write_bytes(path.read_bytes()[:-7])  # truncated: the checksum no longer matches
+    _, record = finetune.cached_model("toy", {"lr": 1}, build, train)
+    assert len(calls) == 2 and record["score"] == 2 and "training it again" in capsys.readouterr().out
+    finetune.cached_model("toy", {"lr": 2}, build, train)  # another recipe is another file
+    assert len(calls) == 3 and len(list((tmp_path / "models").glob("toy-*.pt"))) == 2
+    assert not list((tmp_path / "models").glob("*.part"))
