@@ -60,14 +60,13 @@ def hardware_rows() -> list[tuple[str, str]]:
     """(what, value) for Python, the operating system, CPU cores, thread pools and accelerators."""
     rows = [("python", f"{platform.python_version()} ({sys.implementation.name})"),
             ("system", f"{platform.system()} {platform.release()} {platform.machine()}"),
-            ("CPU cores (usable / total)", f"{_usable_cores()} / {os.cpu_count()}")]
+            ("CPU cores (usable / total)", f"{usable_cores()} / {os.cpu_count()}")]
     from threadpoolctl import threadpool_info
 
+    torch = _import_torch()  # first, so that its thread pool is listed too
     for pool in threadpool_info():
-        rows.append((f"{pool['internal_api']} threads ({pool['user_api']})", str(pool["num_threads"])))
-    if "torch" in sys.modules or _installed("torch"):
-        import torch
-
+        rows.append((f"{pool['internal_api']} threads ({_owner(pool)})", str(pool["num_threads"])))
+    if torch:
         rows.append(("torch threads (intra-op)", str(torch.get_num_threads())))
         cuda = torch.cuda.is_available()
         rows.append(("CUDA GPU", torch.cuda.get_device_name(0) if cuda else "none"))
@@ -81,8 +80,26 @@ def hardware_rows() -> list[tuple[str, str]]:
     return rows
 
 
-def _usable_cores() -> int:
+def _owner(pool: dict) -> str:
+    """The package that ships a thread pool's library: numpy for …/site-packages/numpy.libs/libopenblas.so."""
+    parts = Path(pool.get("filepath", "")).parts
+    if "site-packages" in parts and parts.index("site-packages") + 1 < len(parts):
+        return parts[parts.index("site-packages") + 1].removesuffix(".libs")
+    return pool.get("prefix", "?")
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (the affinity mask where the system has one)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _import_torch():
+    """PyTorch if it is installed, else None."""
+    if not _installed("torch"):
+        return None
+    import torch
+
+    return torch
 
 
 def _installed(name: str) -> bool:
@@ -93,13 +110,13 @@ def _installed(name: str) -> bool:
     return True
 
 
-def check_environment(pins: dict[str, Requirement] | None = None) -> bool:
-    """Print the hardware and a version-against-pin table; True when every applicable pin is met."""
-    hardware, versions = hardware_rows(), version_rows(pins)
-    width = max(len(r[0]) for r in hardware + versions) + 2
-    for what, value in hardware:
+def check_environment(pins: dict[str, Requirement] | None = None, hardware: bool = True) -> bool:
+    """Print the hardware (unless hardware=False) and a version-against-pin table; True when every pin is met."""
+    machine, versions = hardware_rows() if hardware else [], version_rows(pins)
+    width = max(len(r[0]) for r in machine + versions + [("package",)]) + 2
+    for what, value in machine:
         print(f"{what:<{width}}{value}")
-    print(f"\n{'package':<{width}}{'pinned':<12}{'installed':<14}status")
+    print(f"{chr(10) if machine else ''}{'package':<{width}}{'pinned':<12}{'installed':<14}status")
     for name, pinned, installed, status in versions:
         print(f"{name:<{width}}{pinned:<12}{installed:<14}{status}")
     bad = [r for r in versions if r[3] != "ok"]

@@ -44,6 +44,22 @@ def test_check_environment_prints_a_table_and_reports_mismatches(capsys):
     assert envcheck.check_environment(envcheck.pip_lines(LINES)) is False
     out = capsys.readouterr().out
     assert "DIFFERENT" in out and "missing" in out and "1 of 3 pinned packages match; fix with" in out
+    assert envcheck.check_environment(envcheck.pip_lines(LINES[:5]), hardware=False) is True
+    out = capsys.readouterr().out
+    assert out.startswith("package") and "CPU cores" not in out
+
+
+def test_thread_pools_are_named_after_the_package_that_ships_them():
+    pool = {"filepath": "/x/lib/python3.11/site-packages/numpy.libs/libscipy_openblas64_.so", "prefix": "libscipy"}
+    assert envcheck._owner(pool) == "numpy"
+    assert envcheck._owner({"filepath": "/usr/lib/libgomp.so.1", "prefix": "libgomp"}) == "libgomp"
+    assert any("threads (numpy)" in what for what, _ in envcheck.hardware_rows())
+
+
+def test_usable_cores_is_between_one_and_the_core_count():
+    import os
+
+    assert 1 <= envcheck.usable_cores() <= os.cpu_count()
 
 
 def test_limit_threads_sets_and_restores_blas_and_torch_threads():
