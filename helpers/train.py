@@ -116,6 +116,7 @@ def atomic_save(obj: object, path: str | Path) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; a checkpoint is ordinary data
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -218,7 +219,7 @@ def fit(model: nn.Module, train_loader, val_loader=None, epochs: int = 5, optimi
                 bad_epochs += 1
         if checkpoint:
             save_checkpoint(checkpoint, model, optimizer, scheduler, epoch, history, train_loader)
-        if patience is not None and val_loader is not None and bad_epochs >= patience:
+        if patience is not None and val_loader is not None and bad_epochs >= patience and epoch < epochs:
             tqdm.write(f"early stopping after epoch {epoch}: no better validation accuracy for {patience} epochs")
             break
     bar.close()

@@ -30,7 +30,7 @@ def test_torch_models_map_images_to_ten_logits(build, params):
 def test_keras_models_match_their_torch_twins(build, params):
     model = build()
     assert models.count_params(model) == params
-    out = np.asarray(model(np.zeros((3, 28, 28, 1), np.float32)))
+    out = model.predict(np.zeros((3, 28, 28, 1), np.float32), verbose=0)
     assert out.shape == (3, 10) and np.allclose(out.sum(1), 1, atol=1e-5)  # softmax probabilities
 
 
@@ -40,8 +40,8 @@ def test_keras_augmentation_is_identity_at_inference_and_random_in_training():
     x = np.random.default_rng(0).normal(size=(4, 28, 28, 1)).astype(np.float32)
     augment = models.keras_augmentation()
     keras.utils.set_random_seed(0)
-    assert np.allclose(augment(x, training=False), x)
-    assert not np.allclose(augment(x, training=True), x)
+    assert np.allclose(keras.ops.convert_to_numpy(augment(x, training=False)), x)
+    assert not np.allclose(keras.ops.convert_to_numpy(augment(x, training=True)), x)
 
 
 def test_lstm_reads_rows_as_time_steps():
@@ -93,3 +93,22 @@ def test_pretrained_cnn_is_cached_verified_and_retrained_when_corrupt(tiny_pretr
     models.pretrained_cnn(progress=False)
     assert tiny_pretrained == [1, 1, 1]
     assert not list(path.parent.glob("*.part"))  # atomic writes leave no temporary files
+
+
+def test_keras_random_affine_layer_geometry_and_saving(tmp_path):
+    import keras
+
+    x = np.random.default_rng(0).normal(size=(4, 28, 28, 1)).astype(np.float32)
+    keras.utils.set_random_seed(0)
+    run = keras.ops.convert_to_numpy
+    still = models.keras_random_affine(degrees=0, shift=0, scale=0)
+    assert np.allclose(run(still(x, training=True)), x, atol=1e-5)
+    layer = models.keras_random_affine()
+    assert np.allclose(run(layer(x, training=False)), x) and not np.allclose(run(layer(x, training=True)), x)
+    blank = np.full((2, 28, 28, 1), models.BACKGROUND, np.float32)
+    assert np.allclose(run(layer(blank, training=True)), blank, atol=1e-5)  # no black border is invented
+    model = models.keras_cnn(augment=True)
+    model.save(tmp_path / "cnn.keras")
+    reloaded = keras.models.load_model(tmp_path / "cnn.keras")
+    assert type(reloaded.layers[0]).__name__ == "RandomAffine"
+    assert np.allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
