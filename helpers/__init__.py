@@ -37,3 +37,9 @@ from .custom import load_folder, predict_files  # noqa: E402
 from .images import preprocess  # noqa: E402
 
 __all__ += ["custom", "images", "load_folder", "predict_files", "preprocess"]
+
+# Chapters 10-11: generated tasks (numbers, detection, arithmetic text, IoU/AP), the Transformer from scratch,
+# and data-parallel training with torch.distributed on one CPU
+from . import parallel, tasks, transformer  # noqa: E402
+
+__all__ += ["parallel", "tasks", "transformer"]

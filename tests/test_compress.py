@@ -43,6 +43,13 @@ def test_global_pruning_reaches_the_requested_sparsity_and_keeps_it(amount):
     assert not any(name.endswith("_orig") for name, _ in model.named_parameters())
 
 
+def test_pruning_step_by_step_reaches_each_total_sparsity():
+    model = small_cnn()
+    for amount in (0.5, 0.8, 0.9):
+        compress.finalize_pruning(compress.prune_global(model, amount))
+        assert compress.sparsity(model) == pytest.approx(amount, abs=1e-3)
+
+
 def test_channel_pruning_makes_the_model_smaller_and_keeps_the_output_shape():
     model, x = small_cnn().eval(), fixed_images(4)
     before = compress.count_parameters(model)
@@ -63,6 +70,17 @@ def test_channel_pruning_removes_dead_channels_without_changing_the_outputs():
     reference = model(x)
     compress.prune_channels(model, 0.5, x[:1])
     torch.testing.assert_close(model(x), reference, atol=1e-5, rtol=1e-5)
+
+
+def test_channel_pruning_works_through_nested_blocks_of_the_course_cnn():
+    from helpers.models import torch_cnn
+
+    torch.manual_seed(0)
+    model, x = torch_cnn(width=8).eval(), fixed_images(4)
+    assert compress.is_chain(model, x[:1])
+    compress.prune_channels(model, 0.5, x[:1])
+    assert [m.out_channels for m in model.modules() if isinstance(m, nn.Conv2d)] == [4, 8, 8, 16, 16]
+    assert model.classifier[-1].in_features == 16 * 49 and model(x).shape == (4, 10)
 
 
 def test_channel_pruning_refuses_a_model_that_is_not_a_chain():
@@ -125,3 +143,35 @@ def test_sizes_and_predictors():
     labels = compress.torch_predictor(model)(fixed_images(10).numpy()).argmax(1)
     assert compress.accuracy(compress.torch_predictor(model), fixed_images(10).numpy(), labels, batch=3) == 1.0
     assert isinstance(labels, np.ndarray)
+
+
+def test_onnx_export_and_int8_agree_with_pytorch(tmp_path):
+    model, x = small_cnn().eval(), fixed_images(32)
+    path = compress.export_onnx(model, tmp_path / "m.onnx", x[:1])
+    expected = model(x).detach().numpy()
+    np.testing.assert_allclose(compress.onnx_predictor(path)(x.numpy()), expected, atol=1e-4)
+    int8 = compress.onnx_quantize_static(path, tmp_path / "q.onnx", [x[:16].numpy()])
+    assert int8.stat().st_size < 0.5 * path.stat().st_size
+    assert np.abs(compress.onnx_predictor(int8)(x.numpy()) - expected).max() < 0.1 * expected.std()
+
+
+def test_tflite_int8_runs_quietly_and_stays_close(capfd):
+    from helpers.models import keras_cnn
+
+    keras_model = keras_cnn(width=4)
+    x = fixed_images(32).numpy().transpose(0, 2, 3, 1)
+    fp32, int8 = compress.tflite_convert(keras_model), compress.tflite_convert(keras_model, [x[:16]])
+    expected = keras_model.predict(x, verbose=0)
+    np.testing.assert_allclose(compress.tflite_predictor(fp32)(x), expected, atol=1e-5)
+    assert np.abs(compress.tflite_predictor(int8)(x) - expected).max() < 0.05 and len(int8) < 0.5 * len(fp32)
+    out = capfd.readouterr()
+    assert "/tmp" not in out.out + out.err and "Assets written" not in out.out + out.err
+
+
+def test_recalibrate_batchnorm_matches_the_statistics_of_the_data():
+    model = small_cnn()
+    x = fixed_images(64) * 3 + 1
+    compress.recalibrate_batchnorm(model, x.split(16))
+    features = model[0](x).detach()
+    torch.testing.assert_close(model[1].running_mean, features.mean((0, 2, 3)), atol=1e-4, rtol=1e-4)
+    assert not model.training and model[1].momentum == 0.1

@@ -158,3 +158,13 @@ def test_cached_model_trains_once_and_retrains_a_corrupt_or_stale_cache(monkeypa
     finetune.cached_model("toy", {"lr": 2}, build, train)  # another recipe is another file
     assert len(calls) == 3 and len(list((tmp_path / "models").glob("toy-*.pt"))) == 2
     assert not list((tmp_path / "models").glob("*.part"))
+
+
+def test_unfreeze_works_on_a_deep_copy_of_a_frozen_model():
+    import copy
+
+    model = copy.deepcopy(finetune.freeze(small_cnn()))
+    finetune.unfreeze(model)
+    mean = model[1].running_mean.clone()
+    train_a_little(model, steps=1)
+    assert not torch.equal(model[1].running_mean, mean)
