@@ -20,7 +20,6 @@ import copy
 import gzip
 import io
 import logging
-import os
 import statistics
 import tempfile
 import time
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from .core import atomic_file
 
 if TYPE_CHECKING:
     import torch
@@ -83,16 +84,9 @@ def torch_bytes(model: nn.Module) -> bytes:
 
 def save_bytes(data: bytes, path: str | Path) -> Path:
     """Write bytes to a file atomically (temporary file, then rename); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    with atomic_file(path) as out:
+        out.write(data)
+    return Path(path)
 
 
 def gzip_size(data: bytes) -> int:

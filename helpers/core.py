@@ -6,8 +6,10 @@ import contextlib
 import os
 import random
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import IO, TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -44,6 +46,24 @@ def data_dir() -> Path:
     path = Path(os.environ.get("COURSE_DATA_DIR") or REPO_ROOT / "data")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextlib.contextmanager
+def atomic_file(path: str | Path) -> Iterator[IO[bytes]]:
+    """Write a file atomically: yield a temporary file next to `path`; rename it into place if the block succeeds.
+
+    An interrupted or failing write never leaves a half-written file at `path` (and never a stray temporary file).
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            yield out
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; the course's caches are ordinary data
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def seed_everything(seed: int = 0) -> list[str]:

@@ -173,16 +173,16 @@ def save_example(image: np.ndarray, stem: Path, rng: np.random.Generator) -> Pat
     as_bytes = np.round(image * 255).astype(np.uint8)
     if kind == "RGB":  # tinted paper, as from a phone camera
         tint = rng.uniform(0.85, 1.0, 3)
-        picture = Image.fromarray(np.round(image[..., None] * tint * 255).astype(np.uint8), "RGB")
+        picture = Image.fromarray(np.round(image[..., None] * tint * 255).astype(np.uint8))
     elif kind == "RGBA":  # a drawing app's export: dark ink whose alpha is the ink, over a transparent ground
         alpha = np.round((1 - image) * 255).astype(np.uint8)
-        picture = Image.fromarray(np.dstack([np.zeros_like(alpha)] * 3 + [alpha]), "RGBA")
+        picture = Image.fromarray(np.dstack([np.zeros_like(alpha)] * 3 + [alpha]))
     elif kind == "P":
-        picture = Image.fromarray(as_bytes, "L").convert("RGB").quantize(16)
+        picture = Image.fromarray(as_bytes).convert("RGB").quantize(16)
     elif kind == "I;16":
         picture = Image.fromarray(np.round(image * 65535).astype(np.uint16))
     else:
-        picture = Image.fromarray(as_bytes, "L")
+        picture = Image.fromarray(as_bytes)
     path = stem.with_suffix(".jpg" if kind == "JPEG" else ".png")
     try:
         with open(path, "xb") as out:  # "x": fail rather than overwrite a file that appeared meanwhile
@@ -358,11 +358,11 @@ def show_predictions(predictions: list[Prediction], ncols: int = 8, size: float 
 def prediction_table(predictions: list[Prediction]) -> str:
     """A plain-text table: file, predicted digit, probability, top-2 digits, or the problem."""
     width = max([len(p.file) for p in predictions] + [4])
-    lines = [f"{'file':<{width}}  digit  prob.  runner-up"]
+    lines = [f"{'file':<{width}}  digit   prob.  runner-up"]
     for p in predictions:
         if p.problem:
-            lines.append(f"{p.file:<{width}}  -      -      {p.problem.removeprefix(p.file + ': ')}")
+            lines.append(f"{p.file:<{width}}  -           -  {p.problem.removeprefix(p.file + ': ')}")
             continue
         second = int(np.argsort(p.probabilities)[-2])
-        lines.append(f"{p.file:<{width}}  {p.digit:<5}  {p.confidence:5.1%}  {second} ({p.probabilities[second]:.1%})")
+        lines.append(f"{p.file:<{width}}  {p.digit:<5}  {p.confidence:6.1%}  {second} ({p.probabilities[second]:.1%})")
     return "\n".join(lines)

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from .core import data_dir
+from .core import atomic_file, data_dir
 
 FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -276,14 +276,8 @@ def _read_cache(npz: Path, checksums: dict[str, str]) -> dict[str, np.ndarray] |
 
 def _write_cache(npz: Path, arrays: dict[str, np.ndarray]) -> None:
     """Write the parsed arrays atomically (temporary file, then rename)."""
-    fd, tmp_name = tempfile.mkstemp(prefix="mnist.", suffix=".npz.part", dir=npz.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            np.savez(out, **arrays)
-        os.chmod(tmp_name, 0o644)  # mkstemp makes files private; the cache is ordinary data
-        os.replace(tmp_name, npz)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
+    with atomic_file(npz) as out:
+        np.savez(out, **arrays)
 
 
 def load_mnist(cache: Path | None = None, checksums: dict[str, str] = SHA256, progress: bool = True):

@@ -10,17 +10,12 @@ PyTorch is imported inside the functions and classes are built on first use, so 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-
-from .core import data_dir
 
 if TYPE_CHECKING:
     import torch
@@ -313,48 +308,6 @@ def copy_weights_to_keras(torch_model: nn.Module, keras_model: Any) -> Any:
 # ---------------------------------------------------------------- "pretrained" models the course trains itself
 
 
-def _recipe_hash(recipe: dict) -> str:
-    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def cached_model(name: str, recipe: dict, build: Callable[[], nn.Module], train: Callable[[nn.Module], dict],
-                 retrain: bool = False) -> tuple[nn.Module, dict]:
-    """A model trained once, then loaded: data/models/NAME-<recipe hash>.pt plus a .json record.
-
-    The record holds the recipe, what `train(model)` returned (e.g. test accuracy) and the file's SHA-256; a
-    missing, truncated or altered file, or a different recipe, means the model is trained again. Both files are
-    written atomically, so an interrupted run never leaves a half-written model behind.
-    """
-    import torch
-
-    from .train import atomic_save
-
-    path = data_dir() / "models" / f"{name}-{_recipe_hash(recipe)}.pt"
-    record_path = path.with_suffix(".json")
-    model = build()
-    if not retrain and path.exists():
-        try:
-            record = json.loads(record_path.read_text())
-            if record["recipe"] != json.loads(json.dumps(recipe)) or record["sha256"] != _file_sha256(path):
-                raise ValueError("checksum or recipe mismatch")
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            return model.eval(), record
-        except Exception as err:  # corrupt, foreign or stale: train again
-            print(f"{path.name}: cached model unusable ({type(err).__name__}: {err}); training it again")
-            model = build()
-    results = train(model)
-    atomic_save(model.state_dict(), path)
-    record = {"recipe": recipe, **results, "sha256": _file_sha256(path)}
-    from .compress import save_bytes
-
-    save_bytes(json.dumps(record, indent=2).encode(), record_path)
-    return model.eval(), record
-
-
 def pretrained_on_digits(classes: Sequence[int] = (0, 1, 2, 3, 4), epochs: int = 3, images: int | None = None,
                          seed: int = 0, retrain: bool = False, progress: bool = True) -> tuple[nn.Module, dict]:
     """The course CNN pretrained on the training images of some digits only (cached; see cached_model).
@@ -385,7 +338,7 @@ def pretrained_on_digits(classes: Sequence[int] = (0, 1, 2, 3, 4), epochs: int =
         _, acc = evaluate(model, torch_loader(*only_classes(x_test, y_test, classes), batch_size=1000))
         return {"train_images": len(y), "train_seconds": round(seconds, 1), "test_accuracy": round(acc, 6)}
 
-    from .models import torch_cnn
+    from .models import cached_model, torch_cnn
 
     digits = "".join(str(c) for c in classes)
     return cached_model(f"ch07_cnn_digits{digits}", recipe, lambda: torch_cnn(16, 0.1), train, retrain)

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .core import data_dir
+from .core import atomic_file, data_dir, is_quick
 from .data import MEAN, STD
 
 if TYPE_CHECKING:
@@ -50,7 +49,8 @@ def torch_mlp(hidden: tuple[int, ...] = (512, 256), dropout: float = 0.2) -> nn.
     return nn.Sequential(*layers)
 
 
-def _conv_block(cin: int, cout: int) -> nn.Module:
+def conv_block(cin: int, cout: int) -> nn.Module:
+    """3×3 convolution (no bias), BatchNorm, ReLU: the course CNN's building block; keeps the height and width."""
     from torch import nn
 
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
@@ -66,9 +66,9 @@ def _torch_cnn_class():
             super().__init__()
             w = width
             self.features = nn.Sequential(
-                _conv_block(1, w), nn.MaxPool2d(2),                              # 28x28 -> 14x14
-                _conv_block(w, 2 * w), _conv_block(2 * w, 2 * w), nn.MaxPool2d(2),  # 14x14 -> 7x7
-                _conv_block(2 * w, 4 * w), _conv_block(4 * w, 4 * w),
+                conv_block(1, w), nn.MaxPool2d(2),                              # 28x28 -> 14x14
+                conv_block(w, 2 * w), conv_block(2 * w, 2 * w), nn.MaxPool2d(2),  # 14x14 -> 7x7
+                conv_block(2 * w, 4 * w), conv_block(4 * w, 4 * w),
             )
             self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(4 * w * 7 * 7, 10))
 
@@ -234,58 +234,77 @@ def keras_official_cnn() -> keras.Model:
     ], name="keras_example_convnet")
 
 
-# ---------------------------------------------------------------- the cached "pretrained" Chapter 8 CNN
+# ---------------------------------------------------------------- models the course trains once and caches
+
+
+def _recipe_hash(recipe: dict) -> str:
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def cached_path(name: str, recipe: dict) -> Path:
+    """Where cached_model keeps a model: data/models/NAME-<recipe hash>.pt (its record: the same name, .json)."""
+    return data_dir() / "models" / f"{name}-{_recipe_hash(recipe)}.pt"
+
+
+def cached_model(name: str, recipe: dict, build: Callable[[], nn.Module], train: Callable[[nn.Module], dict],
+                 retrain: bool = False) -> tuple[nn.Module, dict]:
+    """A model trained once, then loaded: data/models/NAME-<recipe hash>.pt plus a .json record.
+
+    The record holds the recipe, what `train(model)` returned (e.g. test accuracy) and the file's SHA-256; a
+    missing, truncated or altered file, or a different recipe, means the model is trained again. Both files are
+    written atomically, so an interrupted run never leaves a half-written model behind.
+    """
+    import torch
+
+    path = cached_path(name, recipe)
+    record_path = path.with_suffix(".json")
+    model = build()
+    if not retrain and path.exists():
+        try:
+            record = json.loads(record_path.read_text())
+            if record["recipe"] != json.loads(json.dumps(recipe)) or record["sha256"] != _file_sha256(path):
+                raise ValueError("checksum or recipe mismatch")
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+            return model.eval(), record
+        except Exception as err:  # corrupt, foreign or stale: train again
+            print(f"{path.name}: cached model unusable ({type(err).__name__}: {err}); training it again")
+            model = build()
+    results = train(model)
+    with atomic_file(path) as out:
+        torch.save(model.state_dict(), out)
+    record = {"recipe": recipe, **results, "sha256": _file_sha256(path)}
+    with atomic_file(record_path) as out:
+        out.write(json.dumps(record, indent=2).encode())
+    return model.eval(), record
+
+
+# ---------------------------------------------------------------- the "pretrained" Chapter 8 CNN
 
 PRETRAINED_NAME = "ch08_cnn"
 PRETRAINED_RECIPE = {"width": 16, "dropout": 0.1, "epochs": 15, "batch_size": 128, "max_lr": 3e-3,
                      "weight_decay": 5e-4, "label_smoothing": 0.1, "augment": "rotate 10°, shift 2 px, zoom 10%",
                      "seed": 0}
+QUICK_RECIPE = {**PRETRAINED_RECIPE, "epochs": 2}  # quick mode, when the full model is not cached yet
+
+
+def pretrained_recipe() -> dict:
+    """The recipe pretrained_cnn uses now: the full one, or in quick mode the 2-epoch one unless the full is cached."""
+    if is_quick() and not cached_path(PRETRAINED_NAME, PRETRAINED_RECIPE).exists():
+        return QUICK_RECIPE
+    return PRETRAINED_RECIPE
 
 
 def pretrained_path() -> Path:
-    """Where the pretrained Chapter 8 CNN's weights live: data/models/ch08_cnn.pt (plus ch08_cnn.json)."""
-    return data_dir() / "models" / f"{PRETRAINED_NAME}.pt"
+    """Where the pretrained Chapter 8 CNN's weights live (data/models/ch08_cnn-<recipe hash>.pt, record .json)."""
+    return cached_path(PRETRAINED_NAME, pretrained_recipe())
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _atomic_write(path: Path, write) -> None:
-    """Call write(file object) on a temporary file next to `path`, then rename it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            write(out)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-
-
-def _load_verified(path: Path) -> tuple[nn.Module, dict] | None:
-    """The cached model and its record if the file's checksum and every tensor shape are right, else None."""
-    import torch
-
-    meta_path = path.with_suffix(".json")
-    try:
-        meta = json.loads(meta_path.read_text())
-        if meta.get("recipe") != PRETRAINED_RECIPE or _sha256(path) != meta["sha256"]:
-            return None
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model = torch_cnn(PRETRAINED_RECIPE["width"], PRETRAINED_RECIPE["dropout"])
-        expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
-        if {k: tuple(v.shape) for k, v in state.items()} != expected:
-            return None
-        model.load_state_dict(state)
-    except Exception:  # missing, truncated, unreadable or foreign: all mean "train it again"
-        return None
-    return model.eval(), meta
-
-
-def train_pretrained_cnn(progress: bool = True) -> tuple[nn.Module, dict]:
-    """Train the Chapter 8 CNN deterministically on all 60,000 training images (a few minutes on a CPU)."""
+def train_pretrained_cnn(model: nn.Module, recipe: dict, progress: bool = True) -> dict:
+    """Train the Chapter 8 CNN deterministically on all 60,000 training images; return its test results."""
     import numpy as np
     import torch
 
@@ -293,10 +312,11 @@ def train_pretrained_cnn(progress: bool = True) -> tuple[nn.Module, dict]:
     from .data import load_mnist, torch_loader
     from .train import evaluate, fit, one_cycle, random_affine
 
-    r = PRETRAINED_RECIPE
+    r = recipe
     seed_everything(r["seed"])
     (x_train, y_train), (x_test, y_test) = load_mnist(progress=progress)
-    model = torch_cnn(r["width"], r["dropout"]).to(memory_format=torch.channels_last)  # faster CPU convolutions
+    model.load_state_dict(torch_cnn(r["width"], r["dropout"]).state_dict())  # the seeded initial weights
+    model.to(memory_format=torch.channels_last)  # faster CPU convolutions
     train = torch_loader(x_train, y_train, batch_size=r["batch_size"], shuffle=True, seed=r["seed"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=r["max_lr"], weight_decay=r["weight_decay"])
     scheduler = one_cycle(optimizer, r["max_lr"], r["epochs"], len(train))
@@ -304,10 +324,10 @@ def train_pretrained_cnn(progress: bool = True) -> tuple[nn.Module, dict]:
     fit(model, train, epochs=r["epochs"], optimizer=optimizer, scheduler=scheduler, augment=random_affine,
         label_smoothing=r["label_smoothing"], progress=progress)
     seconds = time.perf_counter() - start
+    model.to(memory_format=torch.contiguous_format)
     test_loss, test_acc = evaluate(model, torch_loader(x_test, y_test, batch_size=1000))
-    meta = {"recipe": r, "test_accuracy": round(test_acc, 6), "test_loss": round(test_loss, 6),
-            "train_seconds": round(seconds, 1), "torch": torch.__version__, "numpy": np.__version__}
-    return model.to(memory_format=torch.contiguous_format).eval(), meta
+    return {"test_accuracy": round(test_acc, 6), "test_loss": round(test_loss, 6), "train_seconds": round(seconds, 1),
+            "torch": torch.__version__, "numpy": np.__version__}
 
 
 def pretrained_cnn(retrain: bool = False, progress: bool = True) -> nn.Module:
@@ -316,17 +336,10 @@ def pretrained_cnn(retrain: bool = False, progress: bool = True) -> nn.Module:
 
 
 def pretrained_cnn_with_info(retrain: bool = False, progress: bool = True) -> tuple[nn.Module, dict]:
-    """(model, record): the record holds the recipe, test accuracy, training seconds and the file's SHA-256."""
-    import torch
+    """(model, record): the record holds the recipe, test accuracy, training seconds and the file's SHA-256.
 
-    path = pretrained_path()
-    cached = None if retrain else _load_verified(path)
-    if cached is not None:
-        return cached
-    if path.exists() and not retrain:
-        print(f"{path.name}: cached weights missing their record, corrupt or from another recipe; training again")
-    model, meta = train_pretrained_cnn(progress)
-    _atomic_write(path, lambda f: torch.save(model.state_dict(), f))
-    meta["sha256"] = _sha256(path)
-    _atomic_write(path.with_suffix(".json"), lambda f: f.write(json.dumps(meta, indent=2).encode()))
-    return model, meta
+    Full mode trains 15 epochs (99.7%) once; quick mode, with nothing cached, trains a 2-epoch model instead.
+    """
+    recipe = pretrained_recipe()
+    return cached_model(PRETRAINED_NAME, recipe, lambda: torch_cnn(recipe["width"], recipe["dropout"]),
+                        lambda model: train_pretrained_cnn(model, recipe, progress), retrain)

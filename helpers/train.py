@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import copy
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -16,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm import tqdm
 
+from .core import atomic_file
 from .data import MEAN, STD
 
 if TYPE_CHECKING:
@@ -110,16 +109,8 @@ def atomic_save(obj: object, path: str | Path) -> None:
     """torch.save to a temporary file in the same folder, then rename: a crash never leaves a half-written file."""
     import torch
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; a checkpoint is ordinary data
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_file(path) as out:
+        torch.save(obj, out)
 
 
 def save_checkpoint(path: str | Path, model: nn.Module, optimizer=None, scheduler=None, epoch: int = 0,
@@ -161,10 +152,13 @@ def load_checkpoint(path: str | Path, model: nn.Module, optimizer=None, schedule
 def fit(model: nn.Module, train_loader, val_loader=None, epochs: int = 5, optimizer=None, scheduler=None,
         scheduler_step: str = "batch", augment: Callable | None = None, label_smoothing: float = 0.0,
         patience: int | None = None, checkpoint: str | Path | None = None, resume: bool = False,
-        progress: bool = True, device: torch.device | str | None = None) -> History:
+        progress: bool = True, device: torch.device | str | None = None,
+        loss_fn: Callable | None = None) -> History:
     """Train with cross-entropy; evaluate on val_loader after each epoch; return the History.
 
     scheduler is stepped every batch (scheduler_step="batch", e.g. one_cycle) or every epoch ("epoch").
+    loss_fn(logits, y, x): replaces the cross-entropy (label_smoothing is then unused); x is the batch as the
+    model saw it (after augmentation), so a distillation loss can run the teacher on the same images.
     patience: stop when validation accuracy has not improved for that many epochs and restore the best weights.
     checkpoint: save after every epoch (atomically); with resume=True, continue from it if it exists.
     """
@@ -190,7 +184,10 @@ def fit(model: nn.Module, train_loader, val_loader=None, epochs: int = 5, optimi
             if augment is not None:
                 x = augment(x)
             logits = model(x)
-            loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+            if loss_fn is None:
+                loss = F.cross_entropy(logits, y, label_smoothing=label_smoothing)
+            else:
+                loss = loss_fn(logits, y, x)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

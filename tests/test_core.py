@@ -115,3 +115,17 @@ def test_quiet_tensorflow_keeps_stderr_working(capfd):
 
     os.write(2, b"still here\n")
     assert "still here" in capfd.readouterr().err
+
+
+def test_atomic_file_replaces_only_on_success(tmp_path):
+    from helpers.core import atomic_file
+
+    target = tmp_path / "sub" / "model.bin"
+    with atomic_file(target) as out:
+        out.write(b"first")
+    assert target.read_bytes() == b"first"
+    with pytest.raises(RuntimeError), atomic_file(target) as out:
+        out.write(b"half of the second")
+        raise RuntimeError("interrupted")
+    assert target.read_bytes() == b"first"  # the old file survives a failed write
+    assert sorted(p.name for p in target.parent.iterdir()) == ["model.bin"]  # no temporary file left behind

@@ -134,32 +134,6 @@ def test_copy_weights_to_keras_gives_the_same_predictions():
         finetune.copy_weights_to_keras(torch_cnn(width=8), keras_cnn(width=4))
 
 
-def test_cached_model_trains_once_and_retrains_a_corrupt_or_stale_cache(monkeypatch, tmp_path, capsys):
-    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
-    calls = []
-
-    def train(model):
-        calls.append(1)
-        with torch.no_grad():
-            model.weight.fill_(len(calls))
-        return {"score": len(calls)}
-
-    def build():
-        return nn.Linear(3, 2)
-
-    model, record = finetune.cached_model("toy", {"lr": 1}, build, train)
-    assert record["score"] == 1 and len(calls) == 1 and not model.training
-    again, record = finetune.cached_model("toy", {"lr": 1}, build, train)
-    assert len(calls) == 1 and torch.equal(again.weight, model.weight) and record["score"] == 1
-    (path,) = (tmp_path / "models").glob("toy-*.pt")
-    path.write_bytes(path.read_bytes()[:-7])  # truncated: the checksum no longer matches
-    _, record = finetune.cached_model("toy", {"lr": 1}, build, train)
-    assert len(calls) == 2 and record["score"] == 2 and "training it again" in capsys.readouterr().out
-    finetune.cached_model("toy", {"lr": 2}, build, train)  # another recipe is another file
-    assert len(calls) == 3 and len(list((tmp_path / "models").glob("toy-*.pt"))) == 2
-    assert not list((tmp_path / "models").glob("*.part"))
-
-
 def test_unfreeze_works_on_a_deep_copy_of_a_frozen_model():
     import copy
 

@@ -56,43 +56,81 @@ def test_lstm_reads_rows_as_time_steps():
 
 @pytest.fixture
 def tiny_pretrained(monkeypatch, tmp_path):
-    """A pretrained_cnn whose 'training' is instant: a seeded, untrained CNN."""
-    import torch
-
+    """A pretrained_cnn whose 'training' is instant: the seeded, untrained CNN; records the recipes it was asked for."""
     monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
     calls = []
 
-    def fake_train(progress=True):
-        calls.append(1)
-        torch.manual_seed(0)
-        return models.torch_cnn().eval(), {"recipe": models.PRETRAINED_RECIPE, "test_accuracy": 0.1}
+    def fake_train(model, recipe, progress=True):
+        calls.append(recipe["epochs"])
+        return {"test_accuracy": 0.1}
 
     monkeypatch.setattr(models, "train_pretrained_cnn", fake_train)
     return calls
 
 
-def test_pretrained_cnn_is_cached_verified_and_retrained_when_corrupt(tiny_pretrained):
+def test_pretrained_cnn_is_cached_verified_and_retrained_when_corrupt(tiny_pretrained, monkeypatch):
     import torch
 
+    monkeypatch.setenv("COURSE_MODE", "full")
     first = models.pretrained_cnn()
     path = models.pretrained_path()
     record = json.loads(path.with_suffix(".json").read_text())
-    assert path.exists() and len(record["sha256"]) == 64 and tiny_pretrained == [1]
+    assert path.exists() and len(record["sha256"]) == 64 and tiny_pretrained == [15]
+    assert record["recipe"] == models.PRETRAINED_RECIPE and record["test_accuracy"] == 0.1
     second = models.pretrained_cnn()  # from the cache: no training
-    assert tiny_pretrained == [1] and not second.training
+    assert tiny_pretrained == [15] and not second.training
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values(),
                                                  strict=True))
     path.write_bytes(path.read_bytes()[:1000])  # truncate: checksum mismatch -> retrain, never use
     models.pretrained_cnn(progress=False)
-    assert tiny_pretrained == [1, 1]
+    assert tiny_pretrained == [15, 15]
     record = json.loads(path.with_suffix(".json").read_text())
-    record["sha256"] = models._sha256(path)
     torch.save({"features.0.0.weight": torch.zeros(3)}, path)  # right checksum in the record, wrong shapes
-    record["sha256"] = models._sha256(path)
+    record["sha256"] = models._file_sha256(path)
     path.with_suffix(".json").write_text(json.dumps(record))
     models.pretrained_cnn(progress=False)
-    assert tiny_pretrained == [1, 1, 1]
+    assert tiny_pretrained == [15, 15, 15]
     assert not list(path.parent.glob("*.part"))  # atomic writes leave no temporary files
+
+
+def test_quick_mode_trains_a_short_recipe_unless_the_full_model_is_cached(tiny_pretrained, monkeypatch):
+    monkeypatch.setenv("COURSE_MODE", "quick")
+    _, record = models.pretrained_cnn_with_info()
+    assert tiny_pretrained == [2] and record["recipe"] == models.QUICK_RECIPE
+    monkeypatch.setenv("COURSE_MODE", "full")
+    models.pretrained_cnn()
+    monkeypatch.setenv("COURSE_MODE", "quick")
+    _, record = models.pretrained_cnn_with_info()  # the full model is cached now: quick mode uses it
+    assert tiny_pretrained == [2, 15] and record["recipe"] == models.PRETRAINED_RECIPE
+
+
+def test_cached_model_trains_once_and_retrains_a_corrupt_or_stale_cache(monkeypatch, tmp_path, capsys):
+    import torch
+    from torch import nn
+
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    calls = []
+
+    def train(model):
+        calls.append(1)
+        with torch.no_grad():
+            model.weight.fill_(len(calls))
+        return {"score": len(calls)}
+
+    def build():
+        return nn.Linear(3, 2)
+
+    model, record = models.cached_model("toy", {"lr": 1}, build, train)
+    assert record["score"] == 1 and len(calls) == 1 and not model.training
+    again, record = models.cached_model("toy", {"lr": 1}, build, train)
+    assert len(calls) == 1 and torch.equal(again.weight, model.weight) and record["score"] == 1
+    (path,) = (tmp_path / "models").glob("toy-*.pt")
+    path.write_bytes(path.read_bytes()[:-7])  # truncated: the checksum no longer matches
+    _, record = models.cached_model("toy", {"lr": 1}, build, train)
+    assert len(calls) == 2 and record["score"] == 2 and "training it again" in capsys.readouterr().out
+    models.cached_model("toy", {"lr": 2}, build, train)  # another recipe is another file
+    assert len(calls) == 3 and len(list((tmp_path / "models").glob("toy-*.pt"))) == 2
+    assert not list((tmp_path / "models").glob("*.part"))
 
 
 def test_keras_random_affine_layer_geometry_and_saving(tmp_path):
