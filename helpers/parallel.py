@@ -9,6 +9,8 @@ PyTorch is imported inside the functions, so `import helpers` stays fast.
 from __future__ import annotations
 
 import json
+import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -88,6 +90,9 @@ def _worker(rank: int, world_size: int, folder: str, steps: int, batch: int, lr:
         (folder / "result.json").write_text(json.dumps({"seconds": seconds, "world_size": world_size}))
     dist.barrier()  # nobody tears down the process group while another process still uses it
     dist.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)  # skip interpreter teardown, where gloo's threads can still abort the process (SIGABRT)
 
 
 def train_data_parallel(x: np.ndarray, y: np.ndarray, steps: int, batch: int, lr: float = 0.1, seed: int = 0,
