@@ -83,6 +83,14 @@ def patchify(images: np.ndarray, patch: int = 7) -> np.ndarray:
 # ---------------------------------------------------------------- PyTorch
 
 
+def _pre_norm_stack(dim: int, depth: int, heads: int, mlp: int, dropout: float) -> tuple[nn.Module, nn.Module]:
+    """`depth` pre-norm Transformer blocks (attention + GELU MLP) and the final LayerNorm, as GPT-2 and ViT use."""
+    from torch import nn
+
+    layer = nn.TransformerEncoderLayer(dim, heads, mlp, dropout, activation="gelu", batch_first=True, norm_first=True)
+    return nn.TransformerEncoder(layer, depth, enable_nested_tensor=False), nn.LayerNorm(dim)
+
+
 def _vit_class():
     import torch
     from torch import nn
@@ -96,10 +104,7 @@ def _vit_class():
             self.patch, self.tokens = patch, (image // patch) ** 2
             self.embed = nn.Linear(patch * patch, dim)
             self.positions = nn.Parameter(torch.randn(1, self.tokens, dim) * 0.02)
-            layer = nn.TransformerEncoderLayer(dim, heads, mlp, dropout, activation="gelu", batch_first=True,
-                                               norm_first=True)
-            self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
-            self.norm = nn.LayerNorm(dim)
+            self.encoder, self.norm = _pre_norm_stack(dim, depth, heads, mlp, dropout)
             self.head = nn.Linear(dim, classes)
 
         def forward(self, x):
@@ -131,10 +136,7 @@ def _gpt_class():
             self.context = context
             self.tokens = nn.Embedding(vocab, dim)
             self.positions = nn.Embedding(context, dim)
-            layer = nn.TransformerEncoderLayer(dim, heads, mlp, dropout, activation="gelu", batch_first=True,
-                                               norm_first=True)
-            self.blocks = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
-            self.norm = nn.LayerNorm(dim)
+            self.blocks, self.norm = _pre_norm_stack(dim, depth, heads, mlp, dropout)
             self.head = nn.Linear(dim, vocab)
 
         def forward(self, ids):
