@@ -130,8 +130,8 @@ roughly cropped. A phone photo of a digit on paper works.
 
 The files named synthetic_*.png / synthetic_*.jpg are NOT handwriting: the course rendered them from the
 fonts that ship with matplotlib, with rotation, noise, blur, uneven light and JPEG artefacts, so that the
-chapter runs before you add anything. Delete them if you want your own digits only; the notebook makes
-them again only if they are missing, and it never changes, overwrites or deletes any other file here.
+chapter runs before you add anything. The notebook reports your own images separately from them. It writes
+a synthetic file again only where one is missing, and it never changes, overwrites or deletes any other file.
 """
 
 
