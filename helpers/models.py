@@ -289,6 +289,9 @@ PRETRAINED_RECIPE = {"width": 16, "dropout": 0.1, "epochs": 15, "batch_size": 12
                      "weight_decay": 5e-4, "label_smoothing": 0.1, "augment": "rotate 10°, shift 2 px, zoom 10%",
                      "seed": 0}
 QUICK_RECIPE = {**PRETRAINED_RECIPE, "epochs": 2}  # quick mode, when the full model is not cached yet
+# The same CNN trained to reach 99% as soon as possible (make bench, Chapter 8): smaller batches, a higher peak
+# learning rate after a 3% warm-up, and predictions from an exponential moving average of the weights.
+FAST_RECIPE = {**PRETRAINED_RECIPE, "batch_size": 64, "max_lr": 5e-3, "warmup": 0.03, "ema": 0.99}
 
 
 def pretrained_recipe() -> dict:

@@ -1,5 +1,6 @@
 """A small PyTorch training loop: fit / evaluate / predict, a history, progress bars, a one-cycle schedule,
-early stopping, atomic checkpoints with exact resume, and random-affine augmentation without torchvision."""
+early stopping, atomic checkpoints with exact resume, weight averaging (EMA), and random-affine augmentation
+without torchvision."""
 
 from __future__ import annotations
 
@@ -67,6 +68,21 @@ def one_cycle(optimizer: torch.optim.Optimizer, max_lr: float, epochs: int, step
 
     return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, epochs=epochs,
                                                steps_per_epoch=steps_per_epoch, pct_start=pct_start)
+
+
+def ema(model: nn.Module, decay: float = 0.99) -> torch.optim.swa_utils.AveragedModel:
+    """An exponential moving average (EMA) of a model's weights and BatchNorm statistics; call
+    .update_parameters(model) after every optimizer step. The decay warms up as min(decay, (1 + n) / (10 + n))
+    over the first n updates (as in tf.train.ExponentialMovingAverage), so early averages are not stuck near
+    the random initial weights."""
+    from torch.optim.swa_utils import AveragedModel
+
+    def average(avg: torch.Tensor, new: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        if not avg.is_floating_point():  # BatchNorm's batch counter
+            return new
+        return avg.lerp(new, 1 - min(decay, (1 + int(n)) / (10 + int(n))))
+
+    return AveragedModel(model, avg_fn=average, use_buffers=True)
 
 
 def evaluate(model: nn.Module, loader, device: torch.device | str | None = None) -> tuple[float, float]:

@@ -117,3 +117,28 @@ def test_onnx_export_equals_pytorch(tmp_path):
     with torch.no_grad():
         expected = model(x).numpy()
     assert out.shape == (5, 10) and np.abs(out - expected).max() < 1e-5
+
+
+def test_ema_follows_the_weights_with_a_warming_decay():
+    import torch
+
+    torch.manual_seed(0)
+    model = models.torch_cnn(width=4)
+    averaged = train.ema(model, decay=0.99)
+    start = model.classifier[2].weight.detach().clone()
+    averaged.update_parameters(model)  # the first update copies the model
+    with torch.no_grad():
+        model.classifier[2].weight.add_(1.0)
+    averaged.update_parameters(model)  # n=1: decay min(0.99, 2/11), so the average moves 9/11 of the way
+    moved = averaged.module.classifier[2].weight - start
+    assert torch.allclose(moved, torch.full_like(moved, 9 / 11), atol=1e-6)
+    for _ in range(2000):  # the decay reaches 0.99; a fixed model is approached geometrically
+        averaged.update_parameters(model)
+    assert torch.allclose(averaged.module.classifier[2].weight, model.classifier[2].weight, atol=1e-6)
+    bn, bn_avg = model.features[0][1], averaged.module.features[0][1]
+    before = bn.running_mean.clone()
+    model.train()
+    model(torch.randn(8, 1, 28, 28) + 3)  # moves BatchNorm's running statistics, which are averaged too
+    averaged.update_parameters(model)
+    assert torch.allclose(bn_avg.running_mean, before + 0.01 * (bn.running_mean - before), atol=1e-6)
+    assert bn_avg.num_batches_tracked == bn.num_batches_tracked == 1  # counters are copied, not averaged
