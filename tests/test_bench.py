@@ -5,8 +5,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from helpers import models
 from test_train import fake_data
+
+from helpers import models
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("bench", ROOT / "scripts" / "bench.py")
