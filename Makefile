@@ -6,13 +6,24 @@ BIN    := $(VENV)/bin
 PY     := $(BIN)/python
 KERNEL := mnist-course
 
-.PHONY: help setup kernel data course test test-helpers test-notebooks lab bench outputs lint clean
+# The AVX2-only path of most laptops, imitated on any x86-64 CPU: PyTorch's, oneDNN's and FBGEMM's kernels use
+# AVX2 and nothing newer (no AVX-512, VNNI, bfloat16 or AMX). make test runs the tests and the notebooks whose
+# results depend on those instructions a second time this way.
+AVX2 := ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 FBGEMM_ENABLE_INSTRUCTIONS=AVX2
+CPU_NOTEBOOKS := notebooks/ch04_algorithms.ipynb notebooks/ch05_math.ipynb notebooks/ch07_finetune_compress.ipynb \
+                 notebooks/ch11_lessons_outlook.ipynb
+X86_64 := $(filter x86_64 amd64 AMD64,$(shell uname -m 2>/dev/null))
+NBVAL := COURSE_MODE=quick $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider
+
+.PHONY: help setup kernel data course test lab bench bench-cpu outputs lint clean
 
 help:
 	@echo "make course   set up, get MNIST, execute every chapter (full mode) into build/ with a timing table"
-	@echo "make test     set up, get MNIST, run pytest over tests/ and nbval over notebooks/ (quick mode)"
+	@echo "make test     set up, get MNIST, run pytest over tests/ and nbval over notebooks/ (quick mode),"
+	@echo "              then again on the AVX2 path (x86-64) for what depends on the CPU's instructions"
 	@echo "make lab      open JupyterLab on the notebooks"
 	@echo "make bench    the speed benchmark (scripts/bench.py; add ARGS=--quick for a one-minute run)"
+	@echo "make bench-cpu  int8 and bfloat16 speed on this CPU's path and on the AVX2 path (scripts/bench_cpu.py)"
 	@echo "make outputs  re-run notebooks in place to refresh their saved outputs (NB=ch02 for one)"
 
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -36,13 +47,21 @@ course: data
 
 test: data
 	$(PY) -m pytest tests
-	COURSE_MODE=quick $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider notebooks
+	$(NBVAL) notebooks
+ifneq ($(X86_64),)
+	@echo "== again on the AVX2 path: $(AVX2)"
+	$(AVX2) $(PY) -m pytest -q -p no:cacheprovider tests
+	$(AVX2) $(NBVAL) $(CPU_NOTEBOOKS)
+endif
 
 lab: setup
 	$(BIN)/jupyter lab notebooks
 
 bench: data
 	$(PY) scripts/bench.py $(ARGS)
+
+bench-cpu: setup
+	$(PY) scripts/bench_cpu.py $(ARGS)
 
 outputs: data
 	$(PY) scripts/run_notebooks.py --inplace $(NB)

@@ -372,13 +372,20 @@ def export_onnx(model: nn.Module, path: str | Path, example: torch.Tensor) -> Pa
     return path
 
 
-def onnx_predictor(path: str | Path, threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
-    """An ONNX Runtime CPU session wrapped as a function array -> array (threads: intra-op threads)."""
+def onnx_predictor(path: str | Path, threads: int = 1, optimize: bool = True) -> Callable[[np.ndarray], np.ndarray]:
+    """An ONNX Runtime CPU session wrapped as a function array -> array (threads: intra-op threads).
+
+    optimize=False runs the graph node by node, as written: a quantized (QDQ) model then computes its int8
+    arithmetic in float32 (dequantize, float operator, quantize), the same on every CPU, instead of the fused
+    int8 kernels that ONNX Runtime picks for this CPU's instruction set.
+    """
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
+    if not optimize:
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
 
@@ -388,8 +395,26 @@ def onnx_predictor(path: str | Path, threads: int = 1) -> Callable[[np.ndarray],
     return predict
 
 
+def onnx_output_step(path: str | Path) -> float:
+    """The scale of a quantized (QDQ) ONNX model's output: one step of the int8 grid its outputs are rounded to."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    last = next(n for n in graph.node if graph.output[0].name in n.output)
+    if last.op_type != "DequantizeLinear":
+        raise ValueError(f"{Path(path).name}: the output comes from {last.op_type}, not from DequantizeLinear")
+    return float(next(numpy_helper.to_array(i) for i in graph.initializer if i.name == last.input[1]))
+
+
 def onnx_quantize_static(src: str | Path, dst: str | Path, calibration: Iterable[np.ndarray]) -> Path:
-    """int8 post-training quantization of an ONNX model with ONNX Runtime (QDQ format, per-channel weights)."""
+    """int8 post-training quantization of an ONNX model with ONNX Runtime (QDQ format, per-channel 7-bit weights).
+
+    Weights use 7 bits (reduce_range): on x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) ONNX Runtime's
+    uint8 x int8 kernel adds pairs of products in 16-bit registers, which overflow for 8-bit weights
+    (2 · 255 · 127 > 32,767) and saturate; with 7-bit weights (at most ±64: 2 · 255 · 64 = 32,640) they cannot,
+    so the file gives the same answers on every CPU. PyTorch's x86 backend does the same for its activations.
+    """
     import onnxruntime as ort
     from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -408,7 +433,7 @@ def onnx_quantize_static(src: str | Path, dst: str | Path, calibration: Iterable
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(src), str(prepared))  # shape inference and graph clean-up first, as ORT advises
         quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
+                        reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
     return dst
 
 

@@ -110,6 +110,67 @@ def _installed(name: str) -> bool:
     return True
 
 
+# oneDNN's instruction-set levels, lowest first (ONEDNN_MAX_CPU_ISA caps it; its docs list these names)
+_ONEDNN_LEVELS = ["SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI",
+                  "AVX512_CORE_BF16", "AVX10_1_512", "AVX512_CORE_FP16", "AVX512_CORE_AMX", "AVX512_CORE_AMX_FP16"]
+
+
+def cpu_name() -> str:
+    """The processor's model name (Linux: /proc/cpuinfo; macOS: sysctl), else what platform.processor() says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware")):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    if sys.platform == "darwin":
+        import subprocess
+
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            return subprocess.run(["sysctl", "-n", "machdep.cpu.brand_string"], capture_output=True, text=True,
+                                  timeout=5).stdout.strip()
+    return platform.processor() or platform.machine()
+
+
+def _onednn_allows(level: str) -> bool:
+    """False when ONEDNN_MAX_CPU_ISA caps oneDNN (PyTorch's and TensorFlow's CPU kernels) below `level`."""
+    cap = os.environ.get("ONEDNN_MAX_CPU_ISA", os.environ.get("DNNL_MAX_CPU_ISA", "ALL")).upper()
+    if cap not in _ONEDNN_LEVELS:
+        return True  # ALL, DEFAULT or a name this list does not know
+    return _ONEDNN_LEVELS.index(cap) >= _ONEDNN_LEVELS.index(level)
+
+
+def cpu_features() -> dict[str, object]:
+    """What PyTorch's CPU kernels can use here: its vector level, and whether int8 dot products (VNNI), bfloat16
+    arithmetic and AMX tiles run in hardware (after the ATEN_CPU_CAPABILITY, ONEDNN_MAX_CPU_ISA and
+    FBGEMM_ENABLE_INSTRUCTIONS caps that the course's tests use to imitate older CPUs); None: unknown."""
+    import torch
+
+    features: dict[str, object] = {"machine": platform.machine(),
+                                   "torch kernels": torch.backends.cpu.get_cpu_capability()}
+    probe = {name: getattr(torch.cpu, f"_is_{name}_supported", None) for name in ("vnni", "avx512_bf16", "amx_tile")}
+    known = {name: fn() if fn else None for name, fn in probe.items()}
+    fbgemm = os.environ.get("FBGEMM_ENABLE_INSTRUCTIONS", "").upper()
+    vnni = known["vnni"] and _onednn_allows("AVX512_CORE_VNNI") and fbgemm in ("", "AVX512_E1", "AVX512_VNNI")
+    bf16 = (known["avx512_bf16"] or known["amx_tile"]) and _onednn_allows("AVX512_CORE_BF16")
+    amx = known["amx_tile"] and _onednn_allows("AVX512_CORE_AMX")
+    if platform.machine().lower() in ("arm64", "aarch64"):  # these probes are x86 only
+        vnni = bf16 = amx = None
+    features.update({"int8 dot products (VNNI)": vnni, "bfloat16 instructions": bf16, "AMX": amx})
+    return features
+
+
+def describe_cpu() -> str:
+    """One line naming the CPU and what its kernels use, printed beside every speed figure the course shows."""
+    words = {True: "yes", False: "no", None: "unknown"}
+    f = cpu_features()
+    parts = [f"{cpu_name()} ({f.pop('machine')})", f"PyTorch kernels {f.pop('torch kernels')}"]
+    parts += [f"{name}: {words[bool(v) if v is not None else None]}" for name, v in f.items()]
+    caps = [f"{k}={os.environ[k]}" for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA", "FBGEMM_ENABLE_INSTRUCTIONS")
+            if os.environ.get(k)]
+    return "CPU: " + " · ".join(parts) + (f" (capped: {', '.join(caps)})" if caps else "")
+
+
 def check_environment(pins: dict[str, Requirement] | None = None, hardware: bool = True) -> bool:
     """Print the hardware (unless hardware=False) and a version-against-pin table; True when every pin is met."""
     machine, versions = hardware_rows() if hardware else [], version_rows(pins)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import version
 
+import pytest
 import torch
 from threadpoolctl import threadpool_info
 
@@ -70,3 +71,37 @@ def test_limit_threads_sets_and_restores_blas_and_torch_threads():
         assert all(p["num_threads"] == 1 for p in threadpool_info())
     assert torch.get_num_threads() == before_torch
     assert [p["num_threads"] for p in threadpool_info()] == before_blas
+
+
+def test_describe_cpu_names_the_cpu_and_what_pytorch_uses():
+    line = envcheck.describe_cpu()
+    assert line.startswith("CPU: ") and f"PyTorch kernels {torch.backends.cpu.get_cpu_capability()}" in line
+    assert envcheck.cpu_name() and all(name in line for name in ("VNNI", "bfloat16", "AMX"))
+
+
+def test_instruction_caps_switch_features_off(monkeypatch):
+    import platform
+
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        pytest.skip("the VNNI, bfloat16 and AMX probes are for x86-64")
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "FBGEMM_ENABLE_INSTRUCTIONS"):
+        monkeypatch.delenv(name, raising=False)
+    uncapped = envcheck.cpu_features()
+    assert uncapped["int8 dot products (VNNI)"] == torch.cpu._is_vnni_supported()
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    monkeypatch.setenv("FBGEMM_ENABLE_INSTRUCTIONS", "AVX2")
+    capped = envcheck.cpu_features()
+    assert not capped["int8 dot products (VNNI)"] and not capped["bfloat16 instructions"] and not capped["AMX"]
+    caps = envcheck.describe_cpu().split("(capped: ")[1]
+    assert "ONEDNN_MAX_CPU_ISA=AVX2" in caps and "FBGEMM_ENABLE_INSTRUCTIONS=AVX2" in caps
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX512_CORE_BF16")
+    assert envcheck._onednn_allows("AVX512_CORE_VNNI") and not envcheck._onednn_allows("AVX512_CORE_AMX")
+
+
+def test_the_avx2_imitation_reaches_pytorch():
+    """make test runs this file again with ATEN_CPU_CAPABILITY=avx2: PyTorch must then use its AVX2 kernels."""
+    import os
+
+    if os.environ.get("ATEN_CPU_CAPABILITY", "").lower() != "avx2":
+        pytest.skip("runs in make test's second pass, under ATEN_CPU_CAPABILITY=avx2")
+    assert envcheck.cpu_features()["torch kernels"] == "AVX2"
