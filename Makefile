@@ -15,7 +15,7 @@ CPU_NOTEBOOKS := notebooks/ch04_algorithms.ipynb notebooks/ch05_math.ipynb noteb
 X86_64 := $(filter x86_64 amd64 AMD64,$(shell uname -m 2>/dev/null))
 NBVAL := COURSE_MODE=quick $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider
 
-.PHONY: help setup kernel data course test lab bench bench-cpu outputs lint clean
+.PHONY: help setup kernel data course test lab bench bench-cpu outputs helpers timings lint clean
 
 help:
 	@echo "make course   set up, get MNIST, execute every chapter (full mode) into build/ with a timing table"
@@ -25,6 +25,8 @@ help:
 	@echo "make bench    the speed benchmark (scripts/bench.py; add ARGS=--quick for a one-minute run)"
 	@echo "make bench-cpu  int8 and bfloat16 speed on this CPU's path and on the AVX2 path (scripts/bench_cpu.py)"
 	@echo "make outputs  re-run notebooks in place to refresh their saved outputs (NB=ch02 for one)"
+	@echo "make helpers  write helpers/saved/chNN.py from the notebooks' cells tagged 'save'"
+	@echo "make timings  where each chapter's time goes, from the executed notebooks' cell timings"
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,7 +42,7 @@ kernel: $(VENV)/.installed
 	@echo "Jupyter kernel '$(KERNEL)' -> $(PY)"
 
 data: setup
-	$(PY) -m helpers.data
+	$(PY) -m helpers
 
 course: data
 	$(PY) scripts/run_notebooks.py --html
@@ -65,6 +67,12 @@ bench-cpu: setup
 
 outputs: data
 	$(PY) scripts/run_notebooks.py --inplace $(NB)
+
+helpers: setup
+	$(PY) scripts/save_helpers.py
+
+timings: setup
+	$(PY) scripts/timings.py $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check helpers tests scripts notebooks

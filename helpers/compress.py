@@ -1,16 +1,11 @@
-"""Model compression and deployment (Chapter 7.4): pruning, int8 quantization, distillation, ONNX, TFLite, and
-how to measure the result (size on disk, non-zero parameters, CPU latency and throughput).
+"""Model compression (Chapter 7.4): pruning, int8 quantization in PyTorch, distillation, and how to measure the
+result (size on disk, non-zero parameters, CPU latency and throughput). ONNX and TFLite live in helpers.export.
 
-The int8 routes, as they stand with the course's pinned versions:
-- PyTorch: `torch.ao.quantization` (eager mode and FX graph mode) still works in torch 2.13 but warns that it is
-  deprecated in favour of the separate `torchao` package; its PT2E flow has already moved there. We use FX graph
-  mode for static quantization (no hand-edited model, fusion is automatic) and `quantize_dynamic` for linear
-  layers, and silence only those two deprecation messages here (Chapter 7 shows them once).
-- ONNX Runtime: `onnxruntime.quantization.quantize_static` on an exported ONNX graph, the route that is not
-  deprecated and runs wherever ONNX Runtime does.
-- TensorFlow: the TFLite converter with a representative data set; `tf.lite.Interpreter` runs the result.
-
-Frameworks are imported inside the functions, so `import helpers` stays fast.
+PyTorch's int8 route, as it stands with the course's pinned versions: `torch.ao.quantization` (eager mode and FX
+graph mode) still works in torch 2.13 but warns that it is deprecated in favour of the separate `torchao`
+package; its PT2E flow has already moved there. We use FX graph mode for static quantization (no hand-edited
+model, fusion is automatic) and `quantize_dynamic` for linear layers, and silence only those deprecation
+messages here (Chapter 7 shows them once).
 """
 
 from __future__ import annotations
@@ -19,22 +14,22 @@ import contextlib
 import copy
 import gzip
 import io
-import logging
 import statistics
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.ao.quantization import get_default_qconfig_mapping
+from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
+from torch.nn.utils import prune
 
 from .core import atomic_file
-
-if TYPE_CHECKING:
-    import torch
-    from torch import nn
 
 # ---------------------------------------------------------------- counting and sizes
 
@@ -50,11 +45,6 @@ def _weights(model: nn.Module) -> Iterator[tuple[nn.Module, str, torch.Tensor]]:
                 yield m, name, p
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameters of a PyTorch module (pruned weights still count: they are stored)."""
-    return sum(t.numel() for _, _, t in _weights(model))
-
-
 def count_nonzero(model: nn.Module) -> int:
     """Number of parameters that are not exactly zero (what pruning reduces)."""
     return sum(int((t != 0).sum()) for _, _, t in _weights(model))
@@ -62,7 +52,6 @@ def count_nonzero(model: nn.Module) -> int:
 
 def sparsity(model: nn.Module, types: tuple[type, ...] | None = None) -> float:
     """Fraction of zero weights in the layers of `types` (default: Conv2d and Linear weights, biases excluded)."""
-    from torch import nn
 
     types = types or (nn.Conv2d, nn.Linear)
     zeros = total = 0
@@ -75,7 +64,6 @@ def sparsity(model: nn.Module, types: tuple[type, ...] | None = None) -> float:
 
 def torch_bytes(model: nn.Module) -> bytes:
     """The model's state_dict as torch.save writes it (fp32 weights, or packed int8 for a quantized model)."""
-    import torch
 
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
@@ -123,22 +111,8 @@ def benchmark(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, r
     return {"latency_ms": latency * 1000, "throughput": len(many) / per_batch}
 
 
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Run PyTorch on n CPU threads inside the block (measurements use 1 thread: fair and less noisy)."""
-    import torch
-
-    saved = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(saved)
-
-
 def torch_predictor(model: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
     """A function from a float32 array of model inputs to a NumPy array of outputs (eval mode, no autograd)."""
-    import torch
 
     model.eval()
 
@@ -149,13 +123,9 @@ def torch_predictor(model: nn.Module) -> Callable[[np.ndarray], np.ndarray]:
     return predict
 
 
-def accuracy(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, labels: np.ndarray,
-             batch: int = 500) -> float:
-    """Top-1 accuracy of a predictor (returning logits or probabilities) over images, in batches."""
-    correct = 0
-    for i in range(0, len(images), batch):
-        correct += int((predict(images[i:i + batch]).argmax(1) == labels[i:i + batch]).sum())
-    return correct / len(images)
+def predict_batches(predict: Callable[[np.ndarray], np.ndarray], images: np.ndarray, batch: int = 500) -> np.ndarray:
+    """A predictor's outputs (logits or probabilities) for many images, computed `batch` images at a time."""
+    return np.concatenate([predict(images[i:i + batch]) for i in range(0, len(images), batch)])
 
 
 # ---------------------------------------------------------------- pruning
@@ -168,8 +138,6 @@ def prune_global(model: nn.Module, amount: float, types: tuple[type, ...] | None
     call finalize_pruning(model) afterwards to make them permanent. On a finalized pruned model, `amount` is
     again the total fraction (its zeros are the smallest weights), so 0.5 -> 0.8 -> 0.9 prunes step by step.
     """
-    from torch import nn
-    from torch.nn.utils import prune
 
     types = types or (nn.Conv2d, nn.Linear)
     params = [(m, "weight") for m in model.modules() if isinstance(m, types)]
@@ -179,7 +147,6 @@ def prune_global(model: nn.Module, amount: float, types: tuple[type, ...] | None
 
 def finalize_pruning(model: nn.Module) -> nn.Module:
     """Make pruning permanent: fold each mask into its weight and drop the re-parametrisation."""
-    from torch.nn.utils import prune
 
     for m in model.modules():
         for name in [n[: -len("_orig")] for n, _ in m.named_parameters(recurse=False) if n.endswith("_orig")]:
@@ -200,7 +167,6 @@ def _leaves(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
 
 def is_chain(model: nn.Module, example: torch.Tensor) -> bool:
     """True if running the leaf modules one after another gives model(example): the model is a plain chain."""
-    import torch
 
     model.eval()
     with torch.no_grad():
@@ -212,7 +178,6 @@ def is_chain(model: nn.Module, example: torch.Tensor) -> bool:
 
 def _channel_scores(layer: nn.Module, norm: nn.Module | None) -> torch.Tensor:
     """Importance of each output channel: L1 norm of its filter, scaled by a following BatchNorm's |γ|/σ."""
-    import torch
 
     score = layer.weight.detach().abs().flatten(1).sum(1)
     if norm is not None:
@@ -222,7 +187,6 @@ def _channel_scores(layer: nn.Module, norm: nn.Module | None) -> torch.Tensor:
 
 def _slice_param(module: nn.Module, name: str, index: torch.Tensor, dim: int) -> None:
     """Keep only `index` along `dim` of a parameter or buffer (new tensor, same requires_grad)."""
-    import torch
 
     t = getattr(module, name)
     if t is None:
@@ -241,8 +205,6 @@ def prune_channels(model: nn.Module, amount: float, example: torch.Tensor) -> nn
     Works on models that are a chain of layers (checked with `example`); the last weighted layer keeps its
     outputs. Importance = L1 norm of a channel's filter times |γ|/σ of the BatchNorm after it, if any.
     """
-    import torch
-    from torch import nn
 
     if not is_chain(model, example):
         raise ValueError("prune_channels needs a plain chain of layers (forward runs them one after another)")
@@ -294,7 +256,6 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     Softening both distributions with temperature T lets the student learn the teacher's "dark knowledge"
     (which wrong classes look alike); T² keeps the gradient scale independent of T.
     """
-    import torch.nn.functional as F
 
     soft = F.kl_div(F.log_softmax(student_logits / temperature, 1), F.log_softmax(teacher_logits / temperature, 1),
                     reduction="batchmean", log_target=True)
@@ -318,9 +279,6 @@ def _known_quantization_warnings() -> Iterator[None]:
 
 def quantize_dynamic_int8(model: nn.Module, engine: str = "x86") -> nn.Module:
     """A copy with int8 weights in every nn.Linear; activations are quantized on the fly at run time."""
-    import torch
-    from torch import nn
-
     torch.backends.quantized.engine = engine
     with _known_quantization_warnings():
         return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).eval(), {nn.Linear}, dtype=torch.qint8)
@@ -332,9 +290,6 @@ def quantize_static_int8(model: nn.Module, calibration: Iterable[torch.Tensor], 
     Conv-BatchNorm-ReLU are fused, observers record activation ranges on the calibration batches, then every
     layer is replaced by its int8 kernel (per-channel weights, per-tensor activations).
     """
-    import torch
-    from torch.ao.quantization import get_default_qconfig_mapping
-    from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
     torch.backends.quantized.engine = engine
     batches = list(calibration)
@@ -346,181 +301,12 @@ def quantize_static_int8(model: nn.Module, calibration: Iterable[torch.Tensor], 
         return convert_fx(prepared)
 
 
-# ---------------------------------------------------------------- ONNX and ONNX Runtime
-
-
-def export_onnx(model: nn.Module, path: str | Path, example: torch.Tensor) -> Path:
-    """Export to ONNX with the dynamo exporter (input 'image' with a dynamic batch size, output 'logits')."""
-    import torch
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    quiet = [logging.getLogger(name) for name in ("torch.onnx", "torch.onnx._internal.exporter._registration")]
-    levels = [log.level for log in quiet]
-    try:
-        for log in quiet:
-            log.setLevel(logging.ERROR)  # "torchvision is not installed" notices: irrelevant here
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=FutureWarning)  # torch-internal pytree notice
-            program = torch.onnx.export(model.eval(), (example,), input_names=["image"], output_names=["logits"],
-                                        dynamic_shapes=({0: torch.export.Dim("batch")},), dynamo=True,
-                                        verbose=False)
-        program.save(str(path))
-    finally:
-        for log, level in zip(quiet, levels, strict=True):
-            log.setLevel(level)
-    return path
-
-
-def onnx_predictor(path: str | Path, threads: int = 1, optimize: bool = True) -> Callable[[np.ndarray], np.ndarray]:
-    """An ONNX Runtime CPU session wrapped as a function array -> array (threads: intra-op threads).
-
-    optimize=False runs the graph node by node, as written: a quantized (QDQ) model then computes its int8
-    arithmetic in float32 (dequantize, float operator, quantize), the same on every CPU, instead of the fused
-    int8 kernels that ONNX Runtime picks for this CPU's instruction set.
-    """
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    if not optimize:
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-    name = session.get_inputs()[0].name
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        return session.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0]
-
-    return predict
-
-
-def onnx_output_step(path: str | Path) -> float:
-    """The scale of a quantized (QDQ) ONNX model's output: one step of the int8 grid its outputs are rounded to."""
-    import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load(str(path)).graph
-    last = next(n for n in graph.node if graph.output[0].name in n.output)
-    if last.op_type != "DequantizeLinear":
-        raise ValueError(f"{Path(path).name}: the output comes from {last.op_type}, not from DequantizeLinear")
-    return float(next(numpy_helper.to_array(i) for i in graph.initializer if i.name == last.input[1]))
-
-
-def onnx_quantize_static(src: str | Path, dst: str | Path, calibration: Iterable[np.ndarray]) -> Path:
-    """int8 post-training quantization of an ONNX model with ONNX Runtime (QDQ format, per-channel 7-bit weights).
-
-    Weights use 7 bits (reduce_range): on x86 CPUs without VNNI (AVX2, AVX-512 without VNNI) ONNX Runtime's
-    uint8 x int8 kernel adds pairs of products in 16-bit registers, which overflow for 8-bit weights
-    (2 · 255 · 127 > 32,767) and saturate; with 7-bit weights (at most ±64: 2 · 255 · 64 = 32,640) they cannot,
-    so the file gives the same answers on every CPU. PyTorch's x86 backend does the same for its activations.
-    """
-    import onnxruntime as ort
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
-
-    class Reader(CalibrationDataReader):
-        def __init__(self):
-            self.batches = iter([{name: np.asarray(x, dtype=np.float32)} for x in calibration])
-
-        def get_next(self):
-            return next(self.batches, None)
-
-    dst = Path(dst)
-    with tempfile.TemporaryDirectory() as tmp:
-        prepared = Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(src), str(prepared))  # shape inference and graph clean-up first, as ORT advises
-        quantize_static(str(prepared), str(dst), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
-                        reduce_range=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8)
-    return dst
-
-
-# ---------------------------------------------------------------- TensorFlow Lite
-
-
-def tflite_convert(model: Any, calibration: Iterable[np.ndarray] | None = None) -> bytes:
-    """Convert a Keras model to a TFLite flatbuffer: float32, or full int8 when calibration images are given.
-
-    Full int8 means weights *and* activations, int8 input and output (TFLITE_BUILTINS_INT8), calibrated on
-    the representative images, one at a time.
-    """
-    from .core import _quiet_stderr_fd, quiet_tensorflow
-
-    quiet_tensorflow()
-    import tensorflow as tf
-
-    tf_log = logging.getLogger("tensorflow")
-    level = tf_log.level
-    tf_log.setLevel(logging.ERROR)  # "INFO:tensorflow:Assets written to: <temporary folder>"
-    try:
-        with tempfile.TemporaryDirectory() as tmp, _quiet_stderr_fd():
-            model.export(tmp, format="tf_saved_model", verbose=False)
-            return _convert(tf, tf.lite.TFLiteConverter.from_saved_model(tmp), calibration)
-    finally:
-        tf_log.setLevel(level)
-
-
-def _convert(tf: Any, converter: Any, calibration: Iterable[np.ndarray] | None) -> bytes:
-    """Run a TFLite converter, set up for full int8 when calibration images are given."""
-    if calibration is not None:
-        images = [np.asarray(x, dtype=np.float32) for x in calibration]
-
-        def representative():
-            for x in images:
-                for i in range(len(x)):
-                    yield [x[i:i + 1]]
-
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = representative
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
-    return converter.convert()
-
-
-def tflite_predictor(model: bytes, threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
-    """A TFLite interpreter wrapped as array -> array; int8 models get their inputs quantized for them."""
-    from .core import _quiet_stderr_fd, quiet_tensorflow
-
-    quiet_tensorflow()
-    import tensorflow as tf
-
-    with warnings.catch_warnings(), _quiet_stderr_fd():
-        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
-        interpreter = tf.lite.Interpreter(model_content=model, num_threads=threads)
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    state = {"batch": None}
-
-    def predict(x: np.ndarray) -> np.ndarray:
-        if state["batch"] != len(x):
-            interpreter.resize_tensor_input(inp["index"], [len(x), *x.shape[1:]])
-            with _quiet_stderr_fd():  # "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
-                interpreter.allocate_tensors()
-            state["batch"] = len(x)
-        if inp["dtype"] == np.int8:
-            scale, zero = inp["quantization"]
-            x = np.clip(np.round(x / scale + zero), -128, 127)
-        interpreter.set_tensor(inp["index"], np.ascontiguousarray(x, dtype=inp["dtype"]))
-        interpreter.invoke()
-        y = interpreter.get_tensor(out["index"])
-        if out["dtype"] == np.int8:
-            scale, zero = out["quantization"]
-            y = (y.astype(np.float32) - zero) * scale
-        return y
-
-    return predict
-
-
 def recalibrate_batchnorm(model: nn.Module, batches: Iterable[torch.Tensor]) -> nn.Module:
     """Re-estimate every BatchNorm layer's running mean and variance from some input batches (no labels needed).
 
     After pruning or quantizing, a layer's outputs change and the statistics the BatchNorm after it stored
     during training no longer fit; a forward pass over a few hundred images fixes that.
     """
-    import torch
-    from torch import nn
 
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     momenta = [m.momentum for m in norms]

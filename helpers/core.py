@@ -1,4 +1,4 @@
-"""The course's run mode, paths, seeding and device choice: the few settings every chapter shares."""
+"""The course's run mode, paths, seeding, device choice and parameter count: what every chapter shares."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -20,7 +20,8 @@ T = TypeVar("T")
 
 MODE_VARIABLE = "COURSE_MODE"
 MODES = ("full", "quick")
-REPO_ROOT = Path(__file__).resolve().parent.parent
+ROOT_VARIABLE = "COURSE_ROOT"
+DATA_VARIABLE = "COURSE_DATA_DIR"
 
 
 def mode() -> str:
@@ -41,9 +42,30 @@ def by_mode(full: T, quick: T) -> T:
     return quick if is_quick() else full
 
 
+def _is_course_root(folder: Path) -> bool:
+    return (folder / "requirements.txt").is_file() and (folder / "notebooks").is_dir()
+
+
+def repo_root() -> Path:
+    """The course's repository: $COURSE_ROOT, else the working tree this package sits in, else one above the
+    current folder (a plain `pip install .` puts the package in site-packages, far from the repository)."""
+    if os.environ.get(ROOT_VARIABLE):
+        root = Path(os.environ[ROOT_VARIABLE]).expanduser().resolve()
+        if not _is_course_root(root):
+            raise FileNotFoundError(f"{ROOT_VARIABLE}={root} is not the course's repository (no requirements.txt "
+                                    "and notebooks/ there); point it at the folder you cloned")
+        return root
+    candidates = [Path(__file__).resolve().parent.parent, Path.cwd().resolve(), *Path.cwd().resolve().parents]
+    for folder in candidates:
+        if _is_course_root(folder):
+            return folder
+    raise FileNotFoundError(f"helpers is used outside the course's repository ({Path(__file__).parent}); run from "
+                            f"the cloned folder, install it with `pip install -e .`, or set {ROOT_VARIABLE}")
+
+
 def data_dir() -> Path:
     """The local data cache: $COURSE_DATA_DIR if set, else the repository's data/ folder."""
-    path = Path(os.environ.get("COURSE_DATA_DIR") or REPO_ROOT / "data")
+    path = Path(os.environ.get(DATA_VARIABLE) or repo_root() / "data")
     path.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -120,6 +142,19 @@ def device() -> torch.device:
     if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def count_params(model: Any, trainable_only: bool = False) -> int:
+    """Number of parameters of a PyTorch module or a Keras model (trainable_only: those an optimizer updates).
+
+    BatchNorm's running mean and variance are not parameters in either framework (PyTorch keeps them as buffers;
+    Keras lists them among its weights, so they are left out here), so the two frameworks' counts agree.
+    """
+    if hasattr(model, "count_params"):  # Keras
+        weights = model.trainable_weights if trainable_only else [
+            w for w in model.weights if w.name not in ("moving_mean", "moving_variance")]
+        return int(sum(int(np.prod(w.shape)) for w in weights))
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 def describe_mode(**settings: object) -> str:

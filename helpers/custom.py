@@ -1,11 +1,12 @@
 """Your own digits (Chapter 9): labelled folders, a synthetic example set, UCI digits, data checks, predictions.
 
+    x = load_digit("my_seven.jpg")                       # any image file to an MNIST-style uint8 (28, 28)
     make_example_set()                                   # data/custom/<digit>/synthetic_*.png (never overwrites)
     data = load_folder(data_dir() / "custom")            # x (N, 28, 28) uint8, y, files, problems
     predictions, fig = predict_files(model, "my_digits/")  # per file: digit, probabilities, what the model saw
 
 Nothing here modifies or deletes a file it did not write; bad files are reported by name and reason, and one bad
-file never stops a folder.
+file never stops a folder. The preprocessing itself is Chapter 9's, saved from its notebook (helpers.saved.ch09).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .core import data_dir
 from .data import normalize
-from .images import IMAGE_SUFFIXES, ImageProblem, _resize, load_digit, preprocess
+from .images import IMAGE_SUFFIXES, ImageProblem, read_image, resize
+from .saved.ch09 import preprocess
 
 IGNORED = {"README.txt", "Thumbs.db", "desktop.ini"}  # files that are no digit and need no warning
 
@@ -42,7 +44,18 @@ def _warn_skipped(where: str, problems: list[str]) -> None:
                       stacklevel=3)
 
 
-# ---------------------------------------------------------------- labelled folders
+# ---------------------------------------------------------------- one file, and labelled folders
+
+
+def load_digit(path: str | Path, name: str | None = None) -> np.ndarray:
+    """Read an image file and preprocess it: an MNIST-style uint8 28×28 digit, or ImageProblem('<name>: <reason>')."""
+    path = Path(path)
+    name = name or path.name
+    gray = read_image(path, name)
+    try:
+        return preprocess(gray)
+    except ImageProblem as err:  # preprocess does not know the file: name it
+        raise ImageProblem(f"{name}: {err}") from None
 
 
 def image_files(folder: str | Path) -> tuple[list[Path], list[str]]:
@@ -228,7 +241,7 @@ def is_synthetic(name: str) -> bool:
 
 def uci_bitmap(counts: np.ndarray) -> np.ndarray:
     """Undo UCI's 4×4 block counting as far as possible: 8×8 counts (0..16) to an anti-aliased 32×32 bitmap."""
-    coverage = _resize(np.asarray(counts, dtype=np.float32) / 16, 32, 32)  # bicubic: ink fraction per pixel
+    coverage = resize(np.asarray(counts, dtype=np.float32) / 16, 32, 32)  # bicubic: ink fraction per pixel
     return np.clip((coverage - 0.35) / 0.3, 0, 1)  # half covered = ink; a ramp keeps the edges soft
 
 

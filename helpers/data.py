@@ -1,4 +1,5 @@
-"""MNIST: find, download, verify, parse and cache the four IDX files; PyTorch and tf.data adapters.
+"""MNIST: find, download, verify, parse and cache the four IDX files; splits, normalisation, a tf.data adapter
+(the PyTorch one, `torch_loader`, lives with the training loop in helpers.train).
 
 Where `load_mnist()` looks, in order:
 1. the parsed cache `data/mnist/mnist.npz` (re-verified against the canonical checksums on every load);
@@ -50,6 +51,7 @@ MIRRORS = (
 DIR_VARIABLE = "MNIST_DIR"
 MIRRORS_VARIABLE = "MNIST_MIRRORS"
 MEAN, STD = 0.1307, 0.3081  # pixel mean and standard deviation of the training set (computed in Chapter 2)
+BACKGROUND = -MEAN / STD  # a black (0) pixel after normalisation: what augmentation fills the borders with
 TIMEOUT = 30.0  # seconds without data before a download attempt gives up
 RETRIES = 3  # attempts per mirror for a transient failure
 RETRY_WAIT = 1.0  # seconds before the first retry; doubles each time
@@ -320,19 +322,6 @@ def subset(x: np.ndarray, y: np.ndarray, n: int | None, seed: int = 0):
 def normalize(x: np.ndarray) -> np.ndarray:
     """uint8 pixels to float32, standardised with the training set's mean and standard deviation."""
     return ((x.astype(np.float32) / 255.0) - MEAN) / STD
-
-
-def torch_loader(x: np.ndarray, y: np.ndarray, batch_size: int = 128, shuffle: bool = False, seed: int = 0,
-                 flatten: bool = False):
-    """A PyTorch DataLoader of normalised images (N, 1, 28, 28), or (N, 784) with flatten=True."""
-    import torch
-    from torch.utils.data import DataLoader, TensorDataset
-
-    images = torch.from_numpy(normalize(x))
-    images = images.reshape(len(x), -1) if flatten else images.unsqueeze(1)
-    dataset = TensorDataset(images, torch.from_numpy(y.astype(np.int64)))
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator)
 
 
 def tf_dataset(x: np.ndarray, y: np.ndarray, batch_size: int = 128, shuffle: bool = False, seed: int = 0,

@@ -17,9 +17,7 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from .core import REPO_ROOT
-
-REQUIREMENTS = REPO_ROOT / "requirements.txt"
+from .core import repo_root
 
 
 def pip_lines(lines: Iterable[str]) -> dict[str, Requirement]:
@@ -34,9 +32,10 @@ def pip_lines(lines: Iterable[str]) -> dict[str, Requirement]:
     return reqs
 
 
-def read_pins(path: Path | str = REQUIREMENTS) -> dict[str, Requirement]:
+def read_pins(path: Path | str | None = None) -> dict[str, Requirement]:
     """The pinned requirements of a requirements.txt (the course's own by default)."""
-    return pip_lines(Path(path).read_text(encoding="utf-8").splitlines())
+    path = Path(path) if path else repo_root() / "requirements.txt"
+    return pip_lines(path.read_text(encoding="utf-8").splitlines())
 
 
 def version_rows(pins: dict[str, Requirement] | None = None) -> list[tuple[str, str, str, str]]:

@@ -3,9 +3,7 @@ averaging their gradients with `torch.distributed` (the gloo backend) — by han
 DistributedDataParallel — and a single-process reference that must end with the same weights.
 
 The worker runs in freshly spawned processes, so it lives here (a notebook's functions cannot be spawned).
-PyTorch is imported inside the functions, so `import helpers` stays fast.
 """
-
 from __future__ import annotations
 
 import json
@@ -14,19 +12,16 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
-
-if TYPE_CHECKING:
-    import torch
-    from torch import nn
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+import torch.nn.functional as F
+from torch import nn
 
 
 def small_mlp(seed: int = 0, hidden: int = 128) -> nn.Module:
     """A seeded 784-hidden-10 MLP without dropout or BatchNorm, so that sharding a batch changes nothing."""
-    import torch
-    from torch import nn
 
     torch.manual_seed(seed)
     return nn.Sequential(nn.Flatten(), nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, 10))
@@ -42,8 +37,6 @@ def train_single(x: np.ndarray, y: np.ndarray, steps: int, batch: int, lr: float
                  accumulate: int = 1) -> dict[str, torch.Tensor]:
     """Plain SGD in one process on the global batches; accumulate > 1 splits each batch into that many
     micro-batches whose gradients add up before one step (gradient accumulation). Returns the final state_dict."""
-    import torch
-    import torch.nn.functional as F
 
     model = small_mlp(seed)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr)
@@ -60,9 +53,6 @@ def train_single(x: np.ndarray, y: np.ndarray, steps: int, batch: int, lr: float
 def _worker(rank: int, world_size: int, folder: str, steps: int, batch: int, lr: float, seed: int,
             use_ddp: bool) -> None:
     """One data-parallel process: its shard of every global batch, gradients averaged across processes."""
-    import torch
-    import torch.distributed as dist
-    import torch.nn.functional as F
 
     torch.set_num_threads(1)
     folder = Path(folder)
@@ -101,8 +91,6 @@ def train_data_parallel(x: np.ndarray, y: np.ndarray, steps: int, batch: int, lr
 
     Returns rank 0's final state_dict and its training seconds (process start-up excluded).
     """
-    import torch
-    import torch.multiprocessing as mp
 
     if batch % world_size:
         raise ValueError(f"batch {batch} must split evenly over {world_size} processes")

@@ -57,16 +57,19 @@ def show_digits(images: np.ndarray, labels=None, predictions=None, ncols: int = 
 # ---------------------------------------------------------------- training and evaluation plots (Chapter 8)
 
 
-def plot_history(histories: dict, metric: str = "val_acc", ax=None, percent: bool = True, title: str | None = None):
-    """One learning curve per run: `metric` against epoch; each value a helpers.train.History or a dict of lists."""
+def plot_history(histories: dict, metric: str = "val_accuracy", ax=None, percent: bool | None = None,
+                 title: str | None = None):
+    """One learning curve per run: `metric` against epoch. Each value is a helpers.train.History, a Keras
+    History.history dict, or any dict of lists with Keras' names (loss, accuracy, val_loss, val_accuracy)."""
     if ax is None:
         _, ax = plt.subplots()
+    percent = "accuracy" in metric if percent is None else percent
     for name, history in histories.items():
         h = history.as_dict() if hasattr(history, "as_dict") else history
         values = np.asarray(h[metric], dtype=float) * (100 if percent else 1)
         epochs = h.get("epoch") or list(range(1, len(values) + 1))
         ax.plot(epochs[:len(values)], values, marker="o", ms=3, label=name)
-    label = metric.replace("_", " ").replace("acc", "accuracy").replace("val", "validation")
+    label = metric.replace("val_", "validation ").replace("_", " ")
     ax.set(xlabel="epoch", ylabel=label + (" (%)" if percent else ""), title=title or label)
     ax.legend()
     return ax

@@ -1,12 +1,14 @@
 """New tasks generated from MNIST for Chapter 10: multi-digit numbers, a small detection set, arithmetic text,
 and the box arithmetic detection needs (IoU, non-maximum suppression, grid targets, average precision).
 
-NumPy only (plus Pillow for resizing); every generator is seeded, so the same call gives the same data.
+NumPy only (plus helpers.images.resize); every generator is seeded, so the same call gives the same data.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from .images import resize
 
 BLANK = 10  # the label of an empty position in a multi-digit number
 
@@ -60,12 +62,6 @@ def ink_box(image: np.ndarray) -> tuple[int, int, int, int]:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-def _resize(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    from PIL import Image
-
-    return np.asarray(Image.fromarray(image).resize((width, height), Image.BILINEAR))
-
-
 def make_detection_set(x: np.ndarray, y: np.ndarray, n: int, canvas: int = 64, max_objects: int = 3,
                        scale: tuple[float, float] = (0.7, 1.3), max_iou: float = 0.05, seed: int = 0):
     """n canvases (n, canvas, canvas) uint8 with 1..max_objects digits each, resized at random and placed so that
@@ -81,7 +77,7 @@ def make_detection_set(x: np.ndarray, y: np.ndarray, n: int, canvas: int = 64, m
             x0, y0, x1, y1 = ink_box(x[j])
             s = rng.uniform(*scale)
             h, w = max(2, round((y1 - y0) * s)), max(2, round((x1 - x0) * s))
-            crop = _resize(x[j, y0:y1, x0:x1], h, w)
+            crop = np.round(resize(x[j, y0:y1, x0:x1] / 255.0, h, w) * 255).astype(np.uint8)
             for _attempt in range(20):  # find a free place; give the object up if there is none
                 top, left = int(rng.integers(0, canvas - h + 1)), int(rng.integers(0, canvas - w + 1))
                 box = np.array([left, top, left + w, top + h], np.float32)
@@ -202,13 +198,6 @@ def average_precision(detections: list[tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 # ---------------------------------------------------------------- text: additions as character strings
-
-
-def addition_lines(n: int, digits: int = 2, seed: int = 0) -> list[str]:
-    """n random sums written as text, e.g. '47+35=82': both operands have up to `digits` digits."""
-    rng = np.random.default_rng(seed)
-    a, b = rng.integers(0, 10**digits, (2, n))
-    return [f"{i}+{j}={i + j}" for i, j in zip(a.tolist(), b.tolist(), strict=True)]
 
 
 class CharVocab:

@@ -10,10 +10,12 @@ stays there (no later measurement below 99.0%), final test accuracy and training
 (all 10,000 test images) is measured every twentieth of an epoch; the training clock is stopped while it is
 measured, so the times are training time only.
 
-- course CNN: helpers.models.torch_cnn (channels-last) with Chapter 8's recipe (models.PRETRAINED_RECIPE): AdamW +
-  one-cycle (25% warm-up), batch 128, augmentation, label smoothing, 15 epochs
-- course CNN, fast recipe (models.FAST_RECIPE): the same network and epochs; batch 64, a higher peak learning rate
+- course CNN: helpers.torch_models.CourseCNN (channels-last) with Chapter 8's recipe (helpers.recipes.CHAPTER8):
+  AdamW + one-cycle (25% warm-up), batch 128, augmentation, label smoothing, 15 epochs
+- course CNN, fast recipe (helpers.recipes.FAST): the same network and epochs; batch 64, a higher peak learning rate
   after a 3% warm-up, and test accuracy of the exponential moving average of its weights (train.ema)
+Every PyTorch network is trained by the course's one loop (helpers.train.fit, through helpers.recipes.train_recipe
+for the course CNN); its callback hook takes the measurements.
 - PyTorch example (pytorch/examples mnist/main.py): Conv32-Conv64-MaxPool-Dropout-FC128-FC10, Adadelta lr 1.0,
   StepLR gamma 0.7 per epoch, batch 64, 14 epochs
 - Keras example ("Simple MNIST convnet", keras.io): Conv32-Pool-Conv64-Pool-Flatten-Dropout 0.5-Dense10, Adam,
@@ -24,11 +26,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,7 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import helpers  # noqa: E402
-from helpers import models, train  # noqa: E402
+from helpers import count_params, recipes, train  # noqa: E402
 
 TARGET = 0.99
 
@@ -44,116 +50,88 @@ TARGET = 0.99
 class Tracker:
     """Training clock that pauses during evaluation; records (seconds, images, test accuracy) points."""
 
-    def __init__(self, evaluate, every: int, budget_images: int | None = None):
-        self.evaluate, self.every, self.budget = evaluate, every, budget_images
+    def __init__(self, evaluate: Callable[[Any], float], every: int):
+        self.evaluate, self.every = evaluate, every
         self.points: list[tuple[float, int, float]] = []
         self.seconds, self.images, self.steps, self.start = 0.0, 0, 0, None
 
     def resume(self) -> None:
         self.start = time.perf_counter()
 
-    def step(self, batch: int) -> bool:
-        """Count one training step; evaluate every `every` steps; return True when the image budget is spent."""
+    def step(self, images: int, model: Any) -> None:
+        """Count one training step (images seen so far in all); evaluate `model` every `every` steps."""
         self.steps += 1
-        self.images += batch
+        self.images = images
         if self.steps % self.every == 0:
-            self.measure()
-        return self.budget is not None and self.images >= self.budget
+            self.measure(model)
 
-    def measure(self) -> None:
+    def measure(self, model: Any) -> None:
         self.seconds += time.perf_counter() - self.start
-        self.points.append((self.seconds, self.images, self.evaluate()))
+        self.points.append((self.seconds, self.images, self.evaluate(model)))
         self.start = time.perf_counter()
 
-    def summary(self, name: str, params: int, epochs: float, train_images: int = 60_000) -> dict:
+    def summary(self, name: str, model: Any, epochs: float, train_images: int = 60_000) -> dict:
         """The run's results: times (and epochs) to first reach and to stay at the target, accuracy, speed."""
         if not self.points or self.points[-1][1] != self.images:
-            self.measure()
+            self.measure(model)
         reached = next(((s, n) for s, n, acc in self.points if acc >= TARGET), None)
         stays = next(((s, n) for i, (s, n, _) in enumerate(self.points)
                       if all(acc >= TARGET for *_, acc in self.points[i:])), None)
-        return {"name": name, "params": params, "epochs": epochs, "seconds_to_99": reached and reached[0],
+        return {"name": name, "params": count_params(model), "epochs": epochs, "seconds_to_99": reached and reached[0],
                 "epochs_to_99": reached and reached[1] / train_images, "seconds_stays_99": stays and stays[0],
                 "epochs_stays_99": stays and stays[1] / train_images, "final_acc": self.points[-1][2],
                 "best_acc": max(p[2] for p in self.points), "train_seconds": self.seconds,
                 "images_per_second": self.images / self.seconds, "points": self.points}
 
 
-def run_torch(name, model, optimizer, scheduler, per_batch: bool, epochs: int, batch_size: int, data, evals: int,
-              budget: int | None, augment=None, label_smoothing: float = 0.0, ema_decay: float | None = None) -> dict:
-    """Train a PyTorch model with a plain loop (the examples' loop), tracking test accuracy (of the weights'
-    moving average when ema_decay is given)."""
-    import torch
-    import torch.nn.functional as F
+def images_after(step: int, n: int, batch_size: int) -> int:
+    """Images seen after `step` optimizer steps of batch_size over n images per epoch (the last batch is smaller)."""
+    epochs, part = divmod(step, math.ceil(n / batch_size))
+    return epochs * n + min(part * batch_size, n)
 
-    (x, y), (x_test, y_test) = data
-    loader = helpers.torch_loader(x, y, batch_size=batch_size, shuffle=True, seed=0)
-    test_images = torch.from_numpy(helpers.normalize(x_test)).unsqueeze(1)
-    labels = torch.from_numpy(y_test.astype(np.int64))
 
-    averaged = train.ema(model, ema_decay) if ema_decay else None
+def run_torch(name: str, model, fit: Callable, data, batch_size: int, evals: int) -> dict:
+    """Train a PyTorch model with `fit(callback)` (the course's loop), tracking test accuracy every 1/evals epoch."""
+    (x, _), test = data
+    test_loader = train.torch_loader(*test, batch_size=1000)
+    tracker = Tracker(lambda net: train.evaluate(net, test_loader)[1], max(1, math.ceil(len(x) / batch_size) // evals))
+    final = {}
 
-    def evaluate() -> float:
-        tested = averaged.module if averaged else model
-        tested.eval()
-        with torch.no_grad():
-            correct = sum((tested(xb).argmax(1) == yb).sum().item()
-                          for xb, yb in zip(test_images.split(1000), labels.split(1000), strict=True))
-        model.train()
-        return correct / len(labels)
+    def callback(step: int, net) -> None:
+        final["model"] = net
+        tracker.step(images_after(step, len(x), batch_size), net)
 
-    tracker = Tracker(evaluate, max(1, len(loader) // evals), budget)
-    model.train()
-    done = False
     tracker.resume()
-    for _ in range(epochs):
-        for xb, yb in loader:
-            if augment is not None:
-                xb = augment(xb)
-            loss = F.cross_entropy(model(xb), yb, label_smoothing=label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            if averaged:
-                averaged.update_parameters(model)
-            if per_batch:
-                scheduler.step()
-            if done := tracker.step(len(yb)):
-                break
-        if not per_batch:
-            scheduler.step()
-        if done:
-            break
-    return tracker.summary(name, models.count_params(model), round(tracker.images / len(x), 2), len(x))
+    fit(callback)
+    return tracker.summary(name, final["model"], round(tracker.images / len(x), 2), len(x))
 
 
-def course_cnn(data, epochs: int, evals: int, budget: int | None, recipe: dict = models.PRETRAINED_RECIPE,
+def course_cnn(data, epochs: int, evals: int, recipe: recipes.Recipe = recipes.CHAPTER8,
                name: str = "course CNN (PyTorch)") -> dict:
-    """The course CNN trained with a recipe of models.py (Chapter 8's, or FAST_RECIPE)."""
+    """The course CNN trained with one of helpers.recipes' recipes (Chapter 8's, or FAST)."""
+    recipe = replace(recipe, epochs=epochs)
+    model = recipe.build()
+    return run_torch(name, model, lambda callback: recipes.train_recipe(model, recipe, data[0], callback=callback,
+                                                                        progress=False), data, recipe.batch_size, evals)
+
+
+def pytorch_example(data, epochs: int, evals: int) -> dict:
+    """pytorch/examples mnist: Adadelta(lr=1.0), StepLR(step_size=1, gamma=0.7) per epoch, batch 64."""
     import torch
 
-    helpers.seed_everything(0)
-    r = recipe
-    model = models.torch_cnn(r["width"], r["dropout"]).to(memory_format=torch.channels_last)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=r["max_lr"], weight_decay=r["weight_decay"])
-    steps = -(-len(data[0][0]) // r["batch_size"])
-    scheduler = train.one_cycle(optimizer, r["max_lr"], epochs, steps, pct_start=r.get("warmup", 0.25))
-    return run_torch(name, model, optimizer, scheduler, True, epochs, r["batch_size"], data, evals, budget,
-                     augment=train.random_affine, label_smoothing=r["label_smoothing"], ema_decay=r.get("ema"))
-
-
-def pytorch_example(data, epochs: int, evals: int, budget: int | None) -> dict:
-    """pytorch/examples mnist: Adadelta(lr=1.0), StepLR(step_size=1, gamma=0.7), batch 64."""
-    import torch
+    from helpers.torch_models import torch_official_cnn
 
     helpers.seed_everything(0)
-    model = models.torch_official_cnn()
+    model = torch_official_cnn()
     optimizer = torch.optim.Adadelta(model.parameters(), lr=1.0)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.7)
-    return run_torch("PyTorch example", model, optimizer, scheduler, False, epochs, 64, data, evals, budget)
+    loader = train.torch_loader(*data[0], batch_size=64, shuffle=True, seed=0)
+    return run_torch("PyTorch example", model, lambda callback: train.fit(
+        model, loader, epochs=epochs, optimizer=optimizer, scheduler=scheduler, scheduler_step="epoch",
+        callback=callback, progress=False), data, 64, evals)
 
 
-def keras_example(data, epochs: int, evals: int, budget: int | None) -> dict:
+def keras_example(data, epochs: int, evals: int) -> dict:
     """keras.io "Simple MNIST convnet": inputs scaled to 0..1, Adam, categorical cross-entropy, batch 128."""
     helpers.quiet_tensorflow()
     import keras
@@ -162,22 +140,23 @@ def keras_example(data, epochs: int, evals: int, budget: int | None) -> dict:
     (x, y), (x_test, y_test) = data
     x = (x.astype("float32") / 255)[..., None]
     x_test = (x_test.astype("float32") / 255)[..., None]
-    model = models.keras_official_cnn()
+    from helpers.keras_models import keras_official_cnn
+
+    model = keras_official_cnn()
     model.compile(loss="categorical_crossentropy", optimizer="adam", metrics=["accuracy"])
     steps = -(-len(x) // 128)
 
-    def evaluate() -> float:
-        return float(np.mean(model.predict(x_test, batch_size=1000, verbose=0).argmax(1) == y_test))
+    def evaluate(net) -> float:
+        return float(np.mean(net.predict(x_test, batch_size=1000, verbose=0).argmax(1) == y_test))
 
-    tracker = Tracker(evaluate, max(1, steps // evals), budget)
+    tracker = Tracker(evaluate, max(1, steps // evals))
 
     class Track(keras.callbacks.Callback):
         def on_train_begin(self, logs=None):
             tracker.resume()
 
         def on_train_batch_end(self, batch, logs=None):
-            if tracker.step(128 if batch < steps - 1 else len(x) - 128 * (steps - 1)):
-                self.model.stop_training = True
+            tracker.step(images_after(tracker.steps + 1, len(x), 128), self.model)
 
         def on_train_end(self, logs=None):
             tracker.seconds += time.perf_counter() - tracker.start
@@ -185,7 +164,7 @@ def keras_example(data, epochs: int, evals: int, budget: int | None) -> dict:
 
     model.fit(x, keras.utils.to_categorical(y, 10), batch_size=128, epochs=epochs, verbose=0, callbacks=[Track()])
     tracker.start = time.perf_counter()  # the final measurement adds no training time
-    return tracker.summary("Keras example", models.count_params(model), round(tracker.images / len(x), 2), len(x))
+    return tracker.summary("Keras example", model, round(tracker.images / len(x), 2), len(x))
 
 
 def table(rows: list[dict]) -> str:
@@ -230,7 +209,7 @@ def main() -> int:
         test = helpers.subset(*test, 2000)
     data = ((x, y), test)
     evals = 5 if args.quick else args.evals
-    course_epochs = 1 if args.quick else models.PRETRAINED_RECIPE["epochs"]
+    course_epochs = 1 if args.quick else recipes.CHAPTER8.epochs
     torch_epochs, keras_epochs = (1, 1) if args.quick else (args.pytorch_epochs, args.keras_epochs)
     import torch
 
@@ -238,7 +217,7 @@ def main() -> int:
           f"{torch.__version__} · {'quick' if args.quick else 'full'} run · test accuracy every 1/{evals} epoch, "
           "evaluation time excluded", flush=True)
     runs = [("course", course_cnn, course_epochs),
-            ("fast", partial(course_cnn, recipe=models.FAST_RECIPE, name="course CNN, fast recipe (EMA)"),
+            ("fast", partial(course_cnn, recipe=recipes.FAST, name="course CNN, fast recipe (EMA)"),
              course_epochs),
             ("pytorch", pytorch_example, torch_epochs), ("keras", keras_example, keras_epochs)]
     rows = []
@@ -246,7 +225,7 @@ def main() -> int:
         if args.only and key not in args.only:
             continue
         start = time.perf_counter()
-        rows.append(fn(data, epochs, evals, None))
+        rows.append(fn(data, epochs, evals))
         r = rows[-1]
         print(f"  {r['name']}: final {r['final_acc']:.2%}, 99.0% after {r['seconds_to_99'] or float('nan'):.0f} s, "
               f"{r['images_per_second']:,.0f} images/s ({time.perf_counter() - start:.0f} s with evaluation)",

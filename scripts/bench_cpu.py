@@ -59,7 +59,7 @@ def measure(repeats: int, train_steps: int, onnx: bool) -> dict:
     import torch.nn.functional as F
 
     from helpers import compress, envcheck
-    from helpers.models import torch_cnn, torch_mlp
+    from helpers.torch_models import torch_cnn, torch_mlp
 
     torch.set_num_threads(1)
     torch.manual_seed(0)

@@ -8,10 +8,10 @@ import time
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
+import torch
+from torch import nn
 
-from helpers import compress  # noqa: E402
+from helpers import compress, count_params, export, metrics
 
 
 def small_cnn(seed: int = 0) -> nn.Module:
@@ -29,7 +29,7 @@ def fixed_images(n: int = 64) -> torch.Tensor:
 @pytest.mark.parametrize("amount", [0.5, 0.8, 0.9])
 def test_global_pruning_reaches_the_requested_sparsity_and_keeps_it(amount):
     model = small_cnn()
-    total = compress.count_parameters(model)
+    total = count_params(model)
     compress.prune_global(model, amount)
     assert compress.sparsity(model) == pytest.approx(amount, abs=1e-3)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
@@ -39,7 +39,7 @@ def test_global_pruning_reaches_the_requested_sparsity_and_keeps_it(amount):
     assert compress.sparsity(model) == pytest.approx(amount, abs=1e-3)
     compress.finalize_pruning(model)
     assert compress.sparsity(model) == pytest.approx(amount, abs=1e-3)
-    assert compress.count_parameters(model) == total and compress.count_nonzero(model) < total * (1 - amount) + 100
+    assert count_params(model) == total and compress.count_nonzero(model) < total * (1 - amount) + 100
     assert not any(name.endswith("_orig") for name, _ in model.named_parameters())
 
 
@@ -52,12 +52,12 @@ def test_pruning_step_by_step_reaches_each_total_sparsity():
 
 def test_channel_pruning_makes_the_model_smaller_and_keeps_the_output_shape():
     model, x = small_cnn().eval(), fixed_images(4)
-    before = compress.count_parameters(model)
+    before = count_params(model)
     compress.prune_channels(model, 0.5, x[:1])
     assert model[0].out_channels == 4 and model[1].num_features == 4 and model[4].in_channels == 4
     assert model[4].out_channels == 8 and model[8].in_features == 8 * 49 and model[8].out_features == 16
     assert model[10].out_features == 10 and model(x).shape == (4, 10)
-    assert compress.count_parameters(model) < 0.35 * before
+    assert count_params(model) < 0.35 * before
 
 
 def test_channel_pruning_removes_dead_channels_without_changing_the_outputs():
@@ -73,7 +73,7 @@ def test_channel_pruning_removes_dead_channels_without_changing_the_outputs():
 
 
 def test_channel_pruning_works_through_nested_blocks_of_the_course_cnn():
-    from helpers.models import torch_cnn
+    from helpers.torch_models import torch_cnn
 
     torch.manual_seed(0)
     model, x = torch_cnn(width=8).eval(), fixed_images(4)
@@ -137,12 +137,13 @@ def test_median_time_returns_sane_medians():
 def test_sizes_and_predictors():
     model = small_cnn()
     data = compress.torch_bytes(model)
-    assert len(data) > 4 * compress.count_parameters(model)  # fp32: four bytes a parameter plus the format
+    assert len(data) > 4 * count_params(model)  # fp32: four bytes a parameter plus the format
     compress.prune_global(model, 0.9)
     compress.finalize_pruning(model)
     assert compress.gzip_size(compress.torch_bytes(model)) < 0.5 * len(compress.torch_bytes(model))
     labels = compress.torch_predictor(model)(fixed_images(10).numpy()).argmax(1)
-    assert compress.accuracy(compress.torch_predictor(model), fixed_images(10).numpy(), labels, batch=3) == 1.0
+    outputs = compress.predict_batches(compress.torch_predictor(model), fixed_images(10).numpy(), batch=3)
+    assert outputs.shape == (10, 10) and metrics.accuracy(labels, outputs.argmax(1)) == 1.0
     assert isinstance(labels, np.ndarray)
 
 
@@ -152,16 +153,16 @@ def test_onnx_export_and_int8_agree_with_pytorch(tmp_path):
     from onnx import numpy_helper
 
     model, x = small_cnn().eval(), fixed_images(32)
-    path = compress.export_onnx(model, tmp_path / "m.onnx", x[:1])
+    path = export.export_onnx(model, tmp_path / "m.onnx", x[:1])
     expected = model(x).detach().numpy()
-    np.testing.assert_allclose(compress.onnx_predictor(path)(x.numpy()), expected, atol=1e-4)
-    int8 = compress.onnx_quantize_static(path, tmp_path / "q.onnx", [x[:16].numpy()])
+    np.testing.assert_allclose(export.onnx_predictor(path)(x.numpy()), expected, atol=1e-4)
+    int8 = export.onnx_quantize_static(path, tmp_path / "q.onnx", [x[:16].numpy()])
     assert int8.stat().st_size < 0.5 * path.stat().st_size
     weights = [numpy_helper.to_array(i) for i in onnx.load(str(int8)).graph.initializer if i.data_type == 3]  # int8
     assert weights and max(np.abs(w.astype(int)).max() for w in weights) <= 64  # 2 · 255 · 64 fits in int16
-    step = compress.onnx_output_step(int8)
-    kernels = compress.onnx_predictor(int8)(x.numpy())  # fused int8 kernels: VNNI, AVX2, NEON... by this CPU
-    simulated = compress.onnx_predictor(int8, optimize=False)(x.numpy())  # the same arithmetic in float32
+    step = export.onnx_output_step(int8)
+    kernels = export.onnx_predictor(int8)(x.numpy())  # fused int8 kernels: VNNI, AVX2, NEON... by this CPU
+    simulated = export.onnx_predictor(int8, optimize=False)(x.numpy())  # the same arithmetic in float32
     # int32 accumulation is exact on every CPU (7-bit weights: no 16-bit saturation without VNNI), so kernels and
     # simulation can differ only where a requantisation rounds the other way: a step here and there, not more.
     assert np.abs(kernels - simulated).max() <= 2 * step
@@ -172,14 +173,14 @@ def test_onnx_export_and_int8_agree_with_pytorch(tmp_path):
 
 @pytest.mark.cpu  # int8 kernels chosen by the CPU's instruction set
 def test_tflite_int8_runs_quietly_and_stays_close(capfd):
-    from helpers.models import keras_cnn
+    from helpers.keras_models import keras_cnn
 
     keras_model = keras_cnn(width=4)
     x = fixed_images(32).numpy().transpose(0, 2, 3, 1)
-    fp32, int8 = compress.tflite_convert(keras_model), compress.tflite_convert(keras_model, [x[:16]])
+    fp32, int8 = export.tflite_convert(keras_model), export.tflite_convert(keras_model, [x[:16]])
     expected = keras_model.predict(x, verbose=0)
-    np.testing.assert_allclose(compress.tflite_predictor(fp32)(x), expected, atol=1e-5)
-    assert np.abs(compress.tflite_predictor(int8)(x) - expected).max() < 0.05 and len(int8) < 0.5 * len(fp32)
+    np.testing.assert_allclose(export.tflite_predictor(fp32)(x), expected, atol=1e-5)
+    assert np.abs(export.tflite_predictor(int8)(x) - expected).max() < 0.05 and len(int8) < 0.5 * len(fp32)
     out = capfd.readouterr()
     assert "/tmp" not in out.out + out.err and "Assets written" not in out.out + out.err
 

@@ -44,12 +44,55 @@ def test_seed_everything_makes_every_generator_repeat():
     assert all(a != b for a, b in zip(draw(), first, strict=True))
 
 
-def test_device_is_a_torch_device():
+def test_device_prefers_cuda_then_mps_then_the_cpu(monkeypatch):
     import torch
 
-    dev = helpers.device()
-    assert isinstance(dev, torch.device)
-    assert dev.type == ("cuda" if torch.cuda.is_available() else dev.type)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert helpers.device() == torch.device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+    assert helpers.device() == torch.device("mps")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert helpers.device() == torch.device("cpu")
+
+
+def test_repo_root_from_the_working_tree_or_the_variable(monkeypatch, tmp_path):
+    from helpers import core
+
+    root = core.repo_root()
+    assert (root / "requirements.txt").is_file() and (root / "notebooks").is_dir()
+    monkeypatch.setenv("COURSE_ROOT", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="COURSE_ROOT"):
+        core.repo_root()  # an empty folder is no course
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "requirements.txt").write_text("")
+    assert core.repo_root() == tmp_path.resolve()
+    monkeypatch.delenv("COURSE_ROOT")
+    monkeypatch.setattr(core, "__file__", str(tmp_path / "site-packages" / "helpers" / "core.py"))
+    monkeypatch.chdir(tmp_path / "notebooks")  # a plain install: found from the current folder upwards
+    assert core.repo_root() == tmp_path.resolve()
+    monkeypatch.chdir("/")
+    with pytest.raises(FileNotFoundError, match="outside the course"):
+        core.repo_root()
+
+
+def test_count_params_for_torch_and_trainable_only():
+    from torch import nn
+
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4), nn.Linear(4, 2))
+    assert helpers.count_params(model) == 16 + 8 + 10  # BatchNorm's running statistics are buffers, not counted
+    model[0].requires_grad_(False)
+    assert helpers.count_params(model) == 34 and helpers.count_params(model, trainable_only=True) == 18
+
+
+def test_import_helpers_loads_no_framework_until_asked():
+    import subprocess
+    import sys
+
+    code = ("import sys, helpers; before = sorted({'torch', 'tensorflow', 'keras'} & set(sys.modules)); "
+            "helpers.torch_loader; print(before, 'torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] True"
 
 
 def test_split_is_seeded_disjoint_and_complete():

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import matplotlib
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+import helpers
 from helpers import custom
 from helpers.custom import SkippedFilesWarning
+from helpers.images import ImageProblem
 
 matplotlib.use("Agg")
 
@@ -109,6 +114,33 @@ def test_hidden_files_and_readme_are_ignored_quietly(tmp_path, recwarn):
     (root / "1" / ".DS_Store").write_bytes(b"\0\1")
     data = custom.load_folder(root)
     assert len(data) == 2 and not data.problems and not recwarn.list
+
+
+# ---------------------------------------------------------------- one file
+
+
+def test_load_digit_reads_and_preprocesses_any_file(tmp_path):
+    save_digit(tmp_path / "one.png", size=300, mode="RGB")  # dark ink on light paper, colour
+    x = helpers.load_digit(tmp_path / "one.png")
+    assert helpers.load_digit is custom.load_digit
+    assert x.dtype == np.uint8 and x.shape == (28, 28) and x.max() == 255 and x[0, 0] == 0  # white on black
+    rows = np.flatnonzero(x.any(1))
+    assert rows[-1] - rows[0] + 1 == 20  # a vertical bar: 20 pixels tall, MNIST's box
+
+
+def test_load_digit_prefixes_the_name(tmp_path):
+    path = tmp_path / "white.png"
+    Image.new("L", (40, 40), 255).save(path)
+    with pytest.raises(ImageProblem, match=r"^3/white.png: no ink found"):
+        custom.load_digit(path, name="3/white.png")
+    with pytest.raises(ImageProblem, match=r"^white.png: no ink found"):
+        custom.load_digit(path)
+
+
+def test_importing_helpers_loads_no_deep_learning_framework():
+    code = "import sys, helpers, helpers.custom; print(sorted({'torch', 'tensorflow', 'keras'} & set(sys.modules)))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
 
 
 # ---------------------------------------------------------------- the synthetic example set

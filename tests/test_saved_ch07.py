@@ -1,15 +1,17 @@
-"""Chapter 7's fine-tuning tools: freezing keeps weights and BatchNorm statistics bit-identical, LoRA merges
-exactly, discriminative learning rates decay towards the input, few-shot subsets are balanced."""
+"""Chapter 7's saved fine-tuning code (helpers.saved.ch07): freezing keeps weights and BatchNorm statistics
+bit-identical, LoRA merges exactly and leaves the base model untouched, discriminative learning rates decay towards
+the input, few-shot subsets are balanced."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch")
-from torch import nn  # noqa: E402
+import torch
+from torch import nn
 
-from helpers import finetune  # noqa: E402
+from helpers import count_params
+from helpers.saved import ch07 as finetune
 
 
 def small_cnn() -> nn.Module:
@@ -40,13 +42,13 @@ def test_frozen_weights_and_batchnorm_statistics_stay_bit_identical():
     for key, value in features.state_dict().items():
         assert torch.equal(value, before[key]), f"{key} changed although frozen"
     assert not torch.equal(model[-1].weight, head_before), "the unfrozen head did not train"
-    assert finetune.count_trainable(model) == sum(p.numel() for p in model[6:].parameters())
+    assert count_params(model, trainable_only=True) == sum(p.numel() for p in model[6:].parameters())
 
 
 def test_unfreeze_restores_training_and_batchnorm_updates():
     model = small_cnn()
     finetune.unfreeze(finetune.freeze(model))
-    assert finetune.count_trainable(model) == sum(p.numel() for p in model.parameters())
+    assert count_params(model, trainable_only=True) == sum(p.numel() for p in model.parameters())
     mean = model[1].running_mean.clone()
     train_a_little(model, steps=1)
     assert not torch.equal(model[1].running_mean, mean)
@@ -109,29 +111,11 @@ def test_lora_trains_only_the_adapters_and_skips_what_it_is_told():
     finetune.unfreeze(model[9])
     layers = finetune.lora_layers(model)
     assert len(layers) == 1 and model[7] is layers[0]  # only the hidden Linear; the head was skipped
-    assert finetune.count_trainable(model) == 2 * (128 + 16) + 16 * 10 + 10
+    assert count_params(model, trainable_only=True) == 2 * (128 + 16) + 16 * 10 + 10
     train_a_little(model)
     state = model.state_dict()
     assert torch.equal(state["7.base.weight"], base["7.weight"]) and torch.equal(state["0.weight"], base["0.weight"])
     assert not torch.equal(state["7.lora_B"], torch.zeros_like(state["7.lora_B"]))
-
-
-def test_copy_weights_to_keras_gives_the_same_predictions():
-    from helpers.models import keras_cnn, torch_cnn
-
-    torch.manual_seed(0)
-    source = torch_cnn(width=4).eval()
-    for m in source.modules():  # non-trivial BatchNorm statistics, so that a mix-up would show
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.uniform_(-0.5, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-    target = finetune.copy_weights_to_keras(source, keras_cnn(width=4))
-    x = torch.randn(6, 1, 28, 28)
-    expected = torch.softmax(source(x), 1).detach().numpy()
-    got = target.predict(x.numpy().transpose(0, 2, 3, 1), verbose=0)
-    np.testing.assert_allclose(got, expected, atol=1e-5)
-    with pytest.raises(ValueError):
-        finetune.copy_weights_to_keras(torch_cnn(width=8), keras_cnn(width=4))
 
 
 def test_unfreeze_works_on_a_deep_copy_of_a_frozen_model():
@@ -142,3 +126,17 @@ def test_unfreeze_works_on_a_deep_copy_of_a_frozen_model():
     mean = model[1].running_mean.clone()
     train_a_little(model, steps=1)
     assert not torch.equal(model[1].running_mean, mean)
+
+
+def test_lora_keeps_the_base_model_batchnorm_included_bit_identical():
+    model = small_cnn()
+    base = {k: v.clone() for k, v in model.state_dict().items()}
+    finetune.add_lora(model, rank=2, alpha=4, target=nn.Conv2d)
+    finetune.unfreeze(finetune.head(model))
+    train_a_little(model)
+    state = model.state_dict()
+    assert torch.equal(state["1.running_mean"], base["1.running_mean"])  # BatchNorm did not re-estimate its statistics
+    assert torch.equal(state["1.running_var"], base["1.running_var"])
+    assert torch.equal(state["0.base.weight"], base["0.weight"])
+    finetune.merge_lora(model)
+    assert not torch.equal(state["0.base.weight"], base["0.weight"])  # merging is the only change to the base
