@@ -19,8 +19,18 @@ Modules              metrics, plots, envcheck, images, custom, tasks (NumPy); tr
 
 import importlib
 
-from .core import by_mode, count_params, data_dir, describe_mode, device, is_quick, mode, quiet_tensorflow, repo_root
-from .core import seed_everything
+from .core import (
+    by_mode,
+    count_params,
+    data_dir,
+    describe_mode,
+    device,
+    is_quick,
+    mode,
+    quiet_tensorflow,
+    repo_root,
+    seed_everything,
+)
 from .custom import load_digit, load_folder, predict_files
 from .data import BACKGROUND, MEAN, STD, MNISTError, load_mnist, normalize, split_train_val, subset, tf_dataset
 from .envcheck import check_environment, describe_cpu, limit_threads

@@ -12,6 +12,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
 import numpy as np
 import torch
 import torch.distributed as dist

@@ -27,8 +27,8 @@ from torch import nn
 from . import train
 from .core import atomic_file, data_dir, is_quick, seed_everything
 from .data import load_mnist, split_train_val, subset
-from .saved.ch07 import only_classes
 from .saved.ch06 import random_affine
+from .saved.ch07 import only_classes
 from .torch_models import CourseCNN, conv_block
 
 
@@ -173,7 +173,8 @@ def _train_and_test(model: nn.Module, recipe: Recipe, train_data, test_data, pro
 
 
 def pretrained_recipe() -> Recipe:
-    """The recipe pretrained_cnn uses now: Chapter 8's, or in quick mode the 2-epoch one unless Chapter 8's is cached."""
+    """The recipe pretrained_cnn uses now: Chapter 8's, or in quick mode the 2-epoch one unless Chapter 8's is
+    cached."""
     if is_quick() and not _pretrained_path(CHAPTER8).exists():
         return QUICK
     return CHAPTER8

@@ -58,7 +58,7 @@ def measure(repeats: int, train_steps: int, onnx: bool) -> dict:
     import torch
     import torch.nn.functional as F
 
-    from helpers import compress, envcheck
+    from helpers import compress, envcheck, export
     from helpers.torch_models import torch_cnn, torch_mlp
 
     torch.set_num_threads(1)
@@ -72,10 +72,10 @@ def measure(repeats: int, train_steps: int, onnx: bool) -> dict:
             out[key] = images_per_second(lambda m=model: m(x), len(x), repeats)
     if onnx:
         with tempfile.TemporaryDirectory() as tmp:
-            fp32 = compress.export_onnx(cnn, Path(tmp) / "cnn.onnx", x[:1])
-            int8 = compress.onnx_quantize_static(fp32, Path(tmp) / "cnn_int8.onnx", [x[:64].numpy()])
+            fp32 = export.export_onnx(cnn, Path(tmp) / "cnn.onnx", x[:1])
+            int8 = export.onnx_quantize_static(fp32, Path(tmp) / "cnn_int8.onnx", [x[:64].numpy()])
             for key, path in [("ort_fp32", fp32), ("ort_int8", int8)]:
-                predict = compress.onnx_predictor(path)
+                predict = export.onnx_predictor(path)
                 out[key] = images_per_second(lambda p=predict: p(x.numpy()), len(x), repeats)
     y = torch.randint(0, 10, (128,))
     for key, dtype in [("train_fp32", None), ("train_bf16", torch.bfloat16)]:

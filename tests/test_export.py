@@ -11,7 +11,6 @@ from helpers.torch_models import torch_cnn
 
 
 def test_onnx_export_equals_pytorch(tmp_path):
-    import onnxruntime as ort
     torch.manual_seed(0)
     model = torch_cnn(width=4).eval()
     path = export.export_onnx(model, tmp_path / "cnn.onnx")

@@ -1,4 +1,5 @@
-"""helpers.keras_models: the Keras twins have the PyTorch models' parameter counts; RandomAffine's geometry and saving."""
+"""helpers.keras_models: the Keras twins have the PyTorch models' parameter counts; RandomAffine's geometry and
+saving."""
 
 from __future__ import annotations
 

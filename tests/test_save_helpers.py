@@ -36,8 +36,9 @@ def test_every_generated_module_equals_its_notebook():
 
 
 def test_tagged_cells_become_a_module_with_only_the_imports_they_use(tmp_path):
+    area = 'def area(r: float) -> float:\n    """Area of a circle."""\n    return math.pi * r**2'
     path = notebook(tmp_path, ("code", "import math\nimport numpy as np\nimport torch\n\nseed = 1", False),
-                    ("code", 'def area(r: float) -> float:\n    """Area of a circle."""\n    return math.pi * r**2', True),
+                    ("code", area, True),
                     ("code", "print(area(2))", False),
                     ("code", "def grid(n: int) -> np.ndarray:\n    return np.zeros((n, n))", True))
     text = save_helpers.module_text(path)

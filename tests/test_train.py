@@ -9,8 +9,8 @@ import torch
 import torch.nn.functional as F
 
 from helpers import train
-from helpers.torch_models import torch_cnn, torch_mlp
 from helpers.saved.ch06 import random_affine
+from helpers.torch_models import torch_cnn, torch_mlp
 from helpers.train import torch_loader
 
 
