@@ -16,7 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
+import onnxruntime as ort
 import torch
+from onnx import numpy_helper
+from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
 from torch import nn
 
 from .core import _quiet_stderr_fd, quiet_tensorflow
@@ -55,8 +60,6 @@ def onnx_predictor(path: str | Path, threads: int = 1, optimize: bool = True) ->
     arithmetic in float32 (dequantize, float operator, quantize), the same on every CPU, instead of the fused
     int8 kernels that ONNX Runtime picks for this CPU's instruction set.
     """
-    import onnxruntime as ort
-
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -73,9 +76,6 @@ def onnx_predictor(path: str | Path, threads: int = 1, optimize: bool = True) ->
 
 def onnx_output_step(path: str | Path) -> float:
     """The scale of a quantized (QDQ) ONNX model's output: one step of the int8 grid its outputs are rounded to."""
-    import onnx
-    from onnx import numpy_helper
-
     graph = onnx.load(str(path)).graph
     last = next(n for n in graph.node if graph.output[0].name in n.output)
     if last.op_type != "DequantizeLinear":
@@ -91,10 +91,6 @@ def onnx_quantize_static(src: str | Path, dst: str | Path, calibration: Iterable
     (2 · 255 · 127 > 32,767) and saturate; with 7-bit weights (at most ±64: 2 · 255 · 64 = 32,640) they cannot,
     so the file gives the same answers on every CPU. PyTorch's x86 backend does the same for its activations.
     """
-    import onnxruntime as ort
-    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
     name = ort.InferenceSession(str(src), providers=["CPUExecutionProvider"]).get_inputs()[0].name
 
     class Reader(CalibrationDataReader):
@@ -123,7 +119,7 @@ def tflite_convert(model: Any, calibration: Iterable[np.ndarray] | None = None) 
     the representative images, one at a time.
     """
     quiet_tensorflow()
-    import tensorflow as tf
+    import tensorflow as tf  # here, not at the top: TensorFlow takes seconds to load
 
     tf_log = logging.getLogger("tensorflow")
     level = tf_log.level
@@ -157,7 +153,7 @@ def _convert(tf: Any, converter: Any, calibration: Iterable[np.ndarray] | None) 
 def tflite_predictor(model: bytes, threads: int = 1) -> Callable[[np.ndarray], np.ndarray]:
     """A TFLite interpreter wrapped as array -> array; int8 models get their inputs quantized for them."""
     quiet_tensorflow()
-    import tensorflow as tf
+    import tensorflow as tf  # here, not at the top: TensorFlow takes seconds to load
 
     with warnings.catch_warnings(), _quiet_stderr_fd():
         warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")

@@ -4,6 +4,7 @@ nbclient stores in executed notebooks (make course writes them to build/, make o
     python scripts/timings.py                  # the notebooks' saved outputs (notebooks/)
     python scripts/timings.py --dir build      # the copies executed by the last `make course`
     python scripts/timings.py --top 5          # five slowest cells per chapter
+    python scripts/timings.py --dir build --dir build-avx2 --top 0   # two runs side by side (a Markdown table)
 """
 
 from __future__ import annotations
@@ -47,15 +48,30 @@ def chapter_rows(path: Path, top: int) -> tuple[float, int, list[tuple[float, st
 
 
 def main() -> int:
-    """Print one block per chapter and the course total."""
+    """Print one block per chapter and the course total (or, for several folders, one table)."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--dir", type=Path, default=ROOT / "notebooks", help="folder of executed notebooks")
+    parser.add_argument("--dir", type=Path, action="append", help="folder of executed notebooks (repeatable)")
     parser.add_argument("--top", type=int, default=3, help="slowest cells to list per chapter")
     args = parser.parse_args()
-    paths = sorted(args.dir.glob("*.ipynb"), key=lambda p: (not p.name.startswith("ch"), p.name))
+    folders = args.dir or [ROOT / "notebooks"]
+    paths = sorted(folders[0].glob("*.ipynb"), key=lambda p: (not p.name.startswith("ch"), p.name))
     if not paths:
-        print(f"no notebooks in {args.dir}", file=sys.stderr)
+        print(f"no notebooks in {folders[0]}", file=sys.stderr)
         return 1
+    if len(folders) > 1:
+        print("| chapter | " + " | ".join(f.name for f in folders) + " |")
+        print("| --- |" + " ---: |" * len(folders))
+        totals = [0.0] * len(folders)
+        for path in paths:
+            cells = []
+            for i, folder in enumerate(folders):
+                other = folder / path.name
+                seconds = chapter_rows(other, 0)[0] if other.exists() else float("nan")
+                totals[i] += seconds
+                cells.append(f"{seconds:,.0f} s")
+            print(f"| {path.stem} | " + " | ".join(cells) + " |")
+        print("| **all** | " + " | ".join(f"**{t:,.0f} s**" for t in totals) + " |")
+        return 0
     total = 0.0
     print(f"{'chapter':<24}{'seconds':>9}   slowest cells (seconds, share of the chapter)")
     for path in paths:
