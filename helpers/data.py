@@ -47,6 +47,8 @@ SHA256 = {
 MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",  # the mirror torchvision uses
     "https://storage.googleapis.com/cvdf-datasets/mnist/",  # the mirror TensorFlow Datasets uses
+    # PaddlePaddle's (paddle.vision.datasets.MNIST), in Beijing: reachable from mainland China, where Google is not
+    "https://dataset.bj.bcebos.com/mnist/",
 )
 DIR_VARIABLE = "MNIST_DIR"
 MIRRORS_VARIABLE = "MNIST_MIRRORS"

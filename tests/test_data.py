@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import http.server
 import threading
+import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -188,6 +189,29 @@ def test_offline_with_nothing_cached_lists_mirrors_and_the_fix(tmp_path, monkeyp
     assert f"{closed}/a/train-images-idx3-ubyte.gz" in message and f"{closed}/b/train-images-idx3-ubyte.gz" in message
     assert "To fix" in message and str(tmp_path) in message and data.DIR_VARIABLE in message
     assert list(tmp_path.iterdir()) == []
+
+
+def test_default_mirrors_in_order_with_a_mirror_reachable_from_mainland_china(tmp_path, monkeypatch):
+    tried = []
+
+    def not_found(url, dest, expected_sha256, progress):
+        tried.append(url)
+        raise urllib.error.HTTPError(url, 404, "Not Found", {}, None)
+
+    monkeypatch.delenv(data.MIRRORS_VARIABLE, raising=False)
+    monkeypatch.setattr(data, "_fetch", not_found)
+    with pytest.raises(MNISTError) as err:
+        data.download("t10k-labels-idx1-ubyte", tmp_path / "t10k-labels-idx1-ubyte.gz", "0" * 64, progress=False)
+    assert tried == [base + "t10k-labels-idx1-ubyte.gz" for base in data.MIRRORS]  # each once: a 404 is final
+    assert "https://dataset.bj.bcebos.com/mnist/t10k-labels-idx1-ubyte.gz" in tried  # PaddlePaddle's, in Beijing
+    assert all(url in str(err.value) for url in tried)
+
+
+def test_mirrors_variable_replaces_the_defaults(monkeypatch):
+    monkeypatch.setenv(data.MIRRORS_VARIABLE, " https://a.example/mnist/, https://b.example/x  ")
+    assert data.mirrors() == ["https://a.example/mnist/", "https://b.example/x"]
+    monkeypatch.setenv(data.MIRRORS_VARIABLE, "")
+    assert data.mirrors() == list(data.MIRRORS)
 
 
 # ---------------------------------------------------------------- caches and the user's folder
