@@ -15,7 +15,7 @@ CPU_NOTEBOOKS := notebooks/ch04_algorithms.ipynb notebooks/ch05_math.ipynb noteb
 X86_64 := $(filter x86_64 amd64 AMD64,$(shell uname -m 2>/dev/null))
 NBVAL := COURSE_MODE=quick $(PY) -m pytest --nbval-lax --nbval-current-env -p no:cacheprovider
 
-.PHONY: help setup kernel data course test lab bench bench-cpu outputs helpers timings lint clean
+.PHONY: help setup kernel data course test lab bench bench-cpu outputs helpers zh timings lint clean
 
 help:
 	@echo "make course   set up, get MNIST, execute every chapter (full mode) into build/ with a timing table"
@@ -26,6 +26,7 @@ help:
 	@echo "make bench-cpu  int8 and bfloat16 speed on this CPU's path and on the AVX2 path (scripts/bench_cpu.py)"
 	@echo "make outputs  re-run notebooks in place to refresh their saved outputs (NB=ch02 for one)"
 	@echo "make helpers  write helpers/saved/chNN.py from the notebooks' cells tagged 'save'"
+	@echo "make zh       update i18n/zh/*.po from the English notebooks and write the Chinese edition notebooks/zh/"
 	@echo "make timings  where each chapter's time goes, from the executed notebooks' cell timings"
 
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -49,7 +50,7 @@ course: data
 
 test: data
 	$(PY) -m pytest tests
-	$(NBVAL) notebooks
+	$(NBVAL) notebooks/*.ipynb
 ifneq ($(X86_64),)
 	@echo "== again on the AVX2 path: $(AVX2)"
 	$(AVX2) $(PY) -m pytest -q -p no:cacheprovider tests
@@ -67,6 +68,12 @@ bench-cpu: setup
 
 outputs: data
 	$(PY) scripts/run_notebooks.py --inplace $(NB)
+	$(MAKE) zh
+
+# The Chinese edition: the English notebooks' code and outputs with the translated prose of i18n/zh/*.po.
+zh: setup
+	$(PY) scripts/i18n.py extract
+	$(PY) scripts/i18n.py build
 
 helpers: setup
 	$(PY) scripts/save_helpers.py

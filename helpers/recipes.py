@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, replace
 from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -48,13 +49,15 @@ class Recipe:
     ema: float | None = None  # decay of a moving average of the weights, which then become the model; None: off
     width: int = 16  # the CNN's channels in its first block
     dropout: float = 0.1
+    batchnorm: bool = True  # BatchNorm after every convolution (False: the convolutions keep their biases)
+    schedule: Literal["one_cycle", "constant"] = "one_cycle"  # "constant": max_lr throughout, no warm-up
     seed: int = 0
 
     def build(self) -> CourseCNN:
         """The course CNN this recipe trains, with the seeded initial weights."""
         with torch.random.fork_rng():
             torch.manual_seed(self.seed)
-            return CourseCNN(self.width, self.dropout)
+            return CourseCNN(self.width, self.dropout, self.batchnorm)
 
 
 CHAPTER8 = Recipe()  # Chapter 8's CNN: 15 epochs, 99.6% and more
@@ -74,7 +77,11 @@ def train_recipe(model: nn.Module, recipe: Recipe, data: tuple[np.ndarray, np.nd
     model.to(memory_format=torch.channels_last)  # faster convolutions on the CPU
     loader = train.torch_loader(*data, batch_size=recipe.batch_size, shuffle=True, seed=recipe.seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.max_lr, weight_decay=recipe.weight_decay)
-    scheduler = train.one_cycle(optimizer, recipe.max_lr, recipe.epochs, len(loader), pct_start=recipe.warmup)
+    scheduler = None
+    if recipe.schedule == "one_cycle":
+        scheduler = train.one_cycle(optimizer, recipe.max_lr, recipe.epochs, len(loader), pct_start=recipe.warmup)
+    elif recipe.schedule != "constant":
+        raise ValueError(f"Recipe.schedule must be 'one_cycle' or 'constant', not {recipe.schedule!r}")
     augment = None
     if recipe.degrees or recipe.shift or recipe.zoom:
         augment = partial(random_affine, degrees=recipe.degrees, shift=recipe.shift, scale=recipe.zoom)

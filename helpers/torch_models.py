@@ -5,6 +5,8 @@ The Keras twins are in helpers.keras_models.
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from torch import nn
 
@@ -20,21 +22,25 @@ def torch_mlp(hidden: tuple[int, ...] = (512, 256), dropout: float = 0.2) -> nn.
     return nn.Sequential(*layers)
 
 
-def conv_block(cin: int, cout: int) -> nn.Sequential:
-    """3×3 convolution (no bias), BatchNorm, ReLU: the course CNN's building block; keeps the height and width."""
+def conv_block(cin: int, cout: int, batchnorm: bool = True) -> nn.Sequential:
+    """3×3 convolution, BatchNorm, ReLU: the course CNN's building block; keeps the height and width.
+
+    BatchNorm's shift makes the convolution's bias redundant; without BatchNorm the convolution keeps its bias."""
+    if not batchnorm:
+        return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True))
     return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
 
 
 class CourseCNN(nn.Module):
     """Five 3×3 conv-BatchNorm-ReLU blocks (one at 28×28, two at 14×14, two at 7×7) and one linear layer."""
 
-    def __init__(self, width: int = 16, dropout: float = 0.1):
+    def __init__(self, width: int = 16, dropout: float = 0.1, batchnorm: bool = True):
         super().__init__()
-        w = width
+        w, block = width, partial(conv_block, batchnorm=batchnorm)
         self.features = nn.Sequential(
-            conv_block(1, w), nn.MaxPool2d(2),                                # (N, w, 28, 28) -> (N, w, 14, 14)
-            conv_block(w, 2 * w), conv_block(2 * w, 2 * w), nn.MaxPool2d(2),  # -> (N, 2w, 7, 7)
-            conv_block(2 * w, 4 * w), conv_block(4 * w, 4 * w),               # -> (N, 4w, 7, 7)
+            block(1, w), nn.MaxPool2d(2),                           # (N, 1, 28, 28) -> (N, w, 14, 14)
+            block(w, 2 * w), block(2 * w, 2 * w), nn.MaxPool2d(2),  # -> (N, 2w, 7, 7)
+            block(2 * w, 4 * w), block(4 * w, 4 * w),               # -> (N, 4w, 7, 7)
         )
         self.classifier = nn.Sequential(nn.Flatten(), nn.Dropout(dropout), nn.Linear(4 * w * 7 * 7, 10))
 

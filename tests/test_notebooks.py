@@ -9,16 +9,18 @@ import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb")) + sorted((ROOT / "notebooks" / "zh").glob("*.ipynb"))
 MACHINE_PATH = re.compile(r"(/work/|/root/|/home/\w|/Users/\w|/tmp/|[A-Z]:\\\\Users|\.\./shared)")
 TITLE = re.compile(r"^# (第\d+章|附录[A-Z]) .+ · (Chapter \d+|Appendix [A-Z]): .+")
+TITLE_ZH = re.compile(r"^# (第\d+章|附录[A-Z]) \S.*")  # the Chinese edition's title: the book's chapter title
+HEADINGS = {"Summary": "小结", "Exercises": "练习", "Solutions": "参考答案"}  # the Chinese edition's (d2l-zh's)
 
 
 def test_there_are_notebooks():
     assert NOTEBOOKS, "notebooks/ holds no .ipynb files"
 
 
-@pytest.fixture(params=NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+@pytest.fixture(params=NOTEBOOKS, ids=[str(p.relative_to(ROOT / "notebooks").with_suffix("")) for p in NOTEBOOKS])
 def notebook(request):
     path = request.param
     return path, nbformat.read(path, as_version=4)
@@ -64,10 +66,12 @@ def test_no_machine_paths(notebook):
 def test_course_shape(notebook):
     path, nb = notebook
     first = nb.cells[0]
-    assert first.cell_type == "markdown" and TITLE.match(first.source), f"{path.name}: title cell {first.source[:80]!r}"
+    title = TITLE_ZH if path.parent.name == "zh" else TITLE
+    assert first.cell_type == "markdown" and title.match(first.source), f"{path.name}: title cell {first.source[:80]!r}"
     markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-    for heading in ("## Summary", "## Exercises", "## Solutions"):
-        assert heading in markdown, f"{path.name}: no '{heading}' section"
-    assert len(re.findall(r"^### Exercise \d", markdown, re.M)) >= 3, f"{path.name}: fewer than 3 exercises"
+    for english, chinese in HEADINGS.items():  # a Chinese notebook may still show an untranslated English heading
+        assert re.search(rf"^## ({english}|{chinese})\s*$", markdown, re.M), f"{path.name}: no '## {english}' section"
+    exercises = re.findall(r"^### (Exercise|练习) ?\d", markdown, re.M)
+    assert len(exercises) >= 3, f"{path.name}: fewer than 3 exercises"
     assert "seed_everything(" in "".join(c.source for c in code_cells(nb)[:3]), f"{path.name}: setup cell must seed"
     assert path.stat().st_size < 5_000_000, f"{path.name}: {path.stat().st_size / 1e6:.1f} MB, keep it under 5 MB"

@@ -144,3 +144,11 @@ def test_quick_mode_trains_a_short_recipe_unless_the_full_model_is_cached(tiny_p
     monkeypatch.setenv("COURSE_MODE", "quick")
     _, record = recipes.pretrained_cnn(progress=False)  # the full model is cached now: quick mode uses it
     assert tiny_pretrained == [2, 15] and record["key"]["recipe"]["epochs"] == 15
+
+
+def test_constant_schedule_keeps_the_peak_rate_and_a_wrong_name_is_refused():
+    x, y = fake_data(128)
+    history = recipes.train_recipe(TINY.build(), replace(TINY, schedule="constant"), (x, y), progress=False)
+    assert history.lr == pytest.approx([TINY.max_lr] * 2)
+    with pytest.raises(ValueError, match="schedule"):
+        recipes.train_recipe(TINY.build(), replace(TINY, schedule="cosine"), (x, y), progress=False)

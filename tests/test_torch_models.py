@@ -52,3 +52,12 @@ def test_course_cnn_blocks_keep_size_and_pool_twice():
     x = torch.randn(1, 1, 28, 28)
     assert model.features(x).shape == (1, 16, 7, 7)
     assert tm.conv_block(3, 5)(torch.randn(1, 3, 9, 9)).shape == (1, 5, 9, 9)
+
+
+def test_course_cnn_without_batchnorm_keeps_conv_biases():
+    """The ablation's CNN: no BatchNorm layers, every convolution with its bias, same output shape."""
+    plain, with_bn = tm.CourseCNN(batchnorm=False), tm.CourseCNN()
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    assert all(m.bias is not None for m in plain.modules() if isinstance(m, torch.nn.Conv2d))
+    assert all(m.bias is None for m in with_bn.modules() if isinstance(m, torch.nn.Conv2d))
+    assert plain(torch.randn(2, 1, 28, 28)).shape == (2, 10)
