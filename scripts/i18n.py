@@ -32,9 +32,10 @@ HEADER = {"Project-Id-Version": "mnist-course", "Language": "zh_CN", "MIME-Versi
 GLOSSARY = PO_DIR / "glossary.tsv"
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 CODE = re.compile(r"```.*?```|`[^`\n]+`", re.S)  # fenced blocks and inline code
-MATH = re.compile(r"\$\$.*?\$\$|\$[^$\n]+\$", re.S)
+MATH = re.compile(r"\$\$.*?\$\$|\$[^$]+\$", re.S)  # an inline span may wrap onto the next line
 LINK = re.compile(r"\]\([^)]*\)|https?://\S+")  # link targets and bare URLs
-NUMBER = re.compile(r"\d+(?:,\d{3})*(?:\.\d+)?")
+NUMBER = re.compile(r"(\d+(?:,\d{3})*(?:\.\d+)?)(?:\s?(thousand|million|billion|trillion)\b|\s?(万|亿))?")
+SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "万": 1e4, "亿": 1e8}
 
 
 def notebooks(names: list[str] | None = None, folder: Path = ENGLISH) -> list[Path]:
@@ -113,8 +114,13 @@ def prose(text: str) -> str:
 
 
 def numbers(text: str) -> list[str]:
-    """The numbers in the prose, sorted, without thousands separators (60,000 and 60000 are one number)."""
-    return sorted(n.replace(",", "") for n in NUMBER.findall(prose(text)))
+    """The numbers in the prose, sorted, as values: 60,000 = 60000, and 340 million = 3.4亿 = 340000000."""
+    values = []
+    for digits, word, chinese in NUMBER.findall(prose(text)):
+        digits = digits.replace(",", "")
+        scale = SCALE.get(word or chinese)
+        values.append(f"{float(digits) * scale:.12g}" if scale else digits)
+    return sorted(values)
 
 
 def load_glossary(path: Path = GLOSSARY) -> list[tuple[re.Pattern, list[str]]]:
@@ -129,14 +135,19 @@ def load_glossary(path: Path = GLOSSARY) -> list[tuple[re.Pattern, list[str]]]:
     return rows
 
 
+def spans(pattern: re.Pattern, text: str) -> list[str]:
+    """The code or maths spans of a text, sorted, with runs of white space (a wrapped line) read as one space."""
+    return sorted(re.sub(r"\s+", " ", m) for m in pattern.findall(text))
+
+
 def problems(english: str, chinese: str, glossary: list[tuple[re.Pattern, list[str]]]) -> list[str]:
     """What differs between a cell and its translation beyond the language: numbers, code, maths, terms."""
     found = []
     if numbers(english) != numbers(chinese):
         found.append(f"numbers differ: {numbers(english)} vs {numbers(chinese)}")
-    if sorted(CODE.findall(english)) != sorted(CODE.findall(chinese)):
+    if spans(CODE, english) != spans(CODE, chinese):
         found.append("inline code differs")
-    if sorted(MATH.findall(CODE.sub(" ", english))) != sorted(MATH.findall(CODE.sub(" ", chinese))):
+    if spans(MATH, CODE.sub(" ", english)) != spans(MATH, CODE.sub(" ", chinese)):
         found.append("maths differs")
     text = prose(english)
     for pattern, forms in glossary:

@@ -74,11 +74,13 @@ def test_the_checks_find_what_differs():
     english = "The learning rate is 3e-3 for 60,000 images; call `fit()` with $\\eta$."
     good = "学习率为 3e-3，共 60000 张图像；用 $\\eta$ 调用 `fit()`。"
     assert i18n.problems(english, good, glossary) == []
-    assert any("numbers" in p for p in i18n.problems(english, good.replace("60000", "6万"), glossary))
+    assert any("numbers" in p for p in i18n.problems(english, good.replace("60000", "6000"), glossary))
     assert any("inline code" in p for p in i18n.problems(english, good.replace("`fit()`", "fit()"), glossary))
     assert any("maths" in p for p in i18n.problems(english, good.replace("$\\eta$", "η"), glossary))
     assert any("学习率" in p for p in i18n.problems(english, good.replace("学习率", "步长"), glossary))
     assert i18n.numbers("see [the page](https://x.org/2024) and `a[3]`: 1,234.5") == ["1234.5"]
+    assert i18n.numbers("340 million and 1.2 billion") == i18n.numbers("3.4亿和12亿") == ["1200000000", "340000000"]
+    assert i18n.numbers("60 thousand") == i18n.numbers("6万") != i18n.numbers("60")
 
 
 def notebook_with(tmp_path: Path, *texts: str) -> Path:
