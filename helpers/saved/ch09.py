@@ -11,7 +11,7 @@ from scipy import ndimage as ndi
 
 from helpers.images import ImageProblem, resize
 
-BOX, FRAME = 20, 28  # MNIST: the digit's longer side is 20 pixels, in a 28×28 frame (measured in 9.1.3)
+BOX, FRAME = 20, 28  # MNIST: the digit's longer side is 20 pixels (9,997 of 10,000; 9.1.3), in a 28×28 frame
 CENTRE = 14.0  # MNIST's centre of mass: row 14, column 14 (pixel indices; measured in 9.1.3)
 WORK_SIZE = 512  # larger images are reduced to this longest side before cleaning (faster, and it averages noise)
 MIN_STROKE, TARGET_STROKE = 0.9, 1.8  # stroke widths in pixels of the 20-px box: MNIST's thinnest, a typical one
