@@ -35,6 +35,9 @@ CODE = re.compile(r"```.*?```|`[^`\n]+`", re.S)  # fenced blocks and inline code
 MATH = re.compile(r"\$\$.*?\$\$|\$[^$]+\$", re.S)  # an inline span may wrap onto the next line
 LINK = re.compile(r"\]\([^)]*\)|https?://\S+")  # link targets and bare URLs
 NUMBER = re.compile(r"(\d+(?:,\d{3})*(?:\.\d+)?)(?:\s?(thousand|million|billion|trillion)\b|\s?(万|亿))?")
+MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+          "November", "December"]
+MONTH = re.compile(rf"\b({'|'.join(MONTHS)})(?=,?\s+\d)|(?<=\d\s)({'|'.join(MONTHS)})\b")  # beside a day or year
 SCALE = {"thousand": 1e3, "million": 1e6, "billion": 1e9, "trillion": 1e12, "万": 1e4, "亿": 1e8}
 
 
@@ -114,8 +117,9 @@ def prose(text: str) -> str:
 
 
 def numbers(text: str) -> list[str]:
-    """The numbers in the prose, sorted, as values: 60,000 = 60000, and 340 million = 3.4亿 = 340000000."""
-    values = []
+    """The numbers in the prose, sorted, as values: 60,000 = 60000, 340 million = 3.4亿 = 340000000, and a month
+    beside a date is its number (November 2017 = 2017年11月)."""
+    values = [str(MONTHS.index(a or b) + 1) for a, b in MONTH.findall(prose(text))]
     for digits, word, chinese in NUMBER.findall(prose(text)):
         digits = digits.replace(",", "")
         scale = SCALE.get(word or chinese)

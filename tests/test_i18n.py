@@ -81,6 +81,8 @@ def test_the_checks_find_what_differs():
     assert i18n.numbers("see [the page](https://x.org/2024) and `a[3]`: 1,234.5") == ["1234.5"]
     assert i18n.numbers("340 million and 1.2 billion") == i18n.numbers("3.4亿和12亿") == ["1200000000", "340000000"]
     assert i18n.numbers("60 thousand") == i18n.numbers("6万") != i18n.numbers("60")
+    assert i18n.numbers("in November 2017, on 12 September 2022") == i18n.numbers("2017年11月，2022年9月12日")
+    assert i18n.numbers("May we add") == []
 
 
 def notebook_with(tmp_path: Path, *texts: str) -> Path:
