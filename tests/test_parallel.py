@@ -28,17 +28,26 @@ def test_accumulation_equals_large_batch_and_training_changes_weights():
     assert parallel.max_difference(single, start) > 1e-3  # it did train
 
 
-@pytest.mark.parametrize("use_ddp", [False, True])
-def test_two_processes_equal_one(use_ddp):
+@pytest.mark.parametrize(("use_ddp", "fused"), [(False, False), (False, True), (True, False)])
+def test_two_processes_equal_one(use_ddp, fused):
     x, y = fake_data()
     single = parallel.train_single(x, y, steps=10, batch=64)
-    state, seconds = parallel.train_data_parallel(x, y, steps=10, batch=64, world_size=2, use_ddp=use_ddp)
-    assert parallel.max_difference(single, state) < 1e-6 and seconds > 0
+    run = parallel.train_data_parallel(x, y, steps=10, batch=64, world_size=2, use_ddp=use_ddp, repeats=2,
+                                       fused=fused)
+    assert parallel.max_difference(single, run.state) < 1e-6
+    assert len(run.seconds) == 2 and all(s > 0 for s in run.seconds)
     other = parallel.train_single(x, y, steps=10, batch=64, seed=1)  # a different run really differs
-    assert parallel.max_difference(other, state) > 1e-3
+    assert parallel.max_difference(other, run.state) > 1e-3
+    gradient_bytes = 4 * sum(p.numel() for p in parallel.small_mlp().parameters())
+    # DDP reports its buckets (the whole small MLP fits in one); the hand-written loop has none
+    assert run.bucket_bytes == ([gradient_bytes] if use_ddp else [])
 
 
-def test_uneven_batch_is_refused():
+def test_uneven_batch_and_no_repeats_are_refused():
     x, y = fake_data(64)
     with pytest.raises(ValueError, match="split evenly"):
         parallel.train_data_parallel(x, y, steps=1, batch=63, world_size=2)
+    with pytest.raises(ValueError, match="repeats"):
+        parallel.train_data_parallel(x, y, steps=1, batch=64, world_size=2, repeats=0)
+    with pytest.raises(ValueError, match="fused"):
+        parallel.train_data_parallel(x, y, steps=1, batch=64, world_size=2, use_ddp=True, fused=True)

@@ -17,7 +17,7 @@ from torch import nn
 
 def attention(q: np.ndarray, k: np.ndarray, v: np.ndarray,
               mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """softmax(q kᵀ / √d) v over the last two axes, and the weights; mask is True where looking is allowed."""
+    """softmax(q kᵀ / √d_k) v over the last two axes (d_k: q's last axis), and the weights; mask True = allowed."""
     scores = q @ np.swapaxes(k, -1, -2) / math.sqrt(q.shape[-1])
     if mask is not None:
         scores = np.where(mask, scores, -np.inf)  # exp(-inf) = 0: masked positions get no weight
