@@ -4,7 +4,8 @@
     python scripts/choose_recipe.py --quick    # a smoke run: 2 candidates, 1 seed, 6,000 images
 
 Every candidate is Chapter 8's recipe with other settings for the batch size, the peak learning rate and the
-warm-up, all with a moving average of the weights (decay 0.99: Chapter 8 shows what it does to the same run). It trains the course CNN on the 55,000 training images (5,000 held out for
+warm-up, all with a moving average of the weights (decay 0.99: Chapter 8 shows what it does to the same run).
+It trains the course CNN on the 55,000 training images (5,000 held out for
 validation, Chapter 8's split) for the first EPOCHS epochs of its 15-epoch schedule, and measures validation
 accuracy every twentieth of an epoch — of the weights it would use: the moving average, when it has one. Its score
 is the epoch from which that accuracy stays at or above 99.0% to the end of the measured stretch (a lucky spike
