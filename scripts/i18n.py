@@ -34,7 +34,7 @@ CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 CODE = re.compile(r"```.*?```|`[^`\n]+`", re.S)  # fenced blocks and inline code
 MATH = re.compile(r"\$\$.*?\$\$|\$[^$]+\$", re.S)  # an inline span may wrap onto the next line
 LINK = re.compile(r"\]\([^)]*\)|https?://\S+")  # link targets and bare URLs
-NUMBER = re.compile(r"(\d+(?:,\d{3})*(?:\.\d+)?)(?:\s?(thousand|million|billion|trillion)\b|\s?(万|亿))?")
+NUMBER = re.compile(r"(\d+(?:,\d{3})*(?:\.\d+)?)(?:[\s-]?(thousand|million|billion|trillion)\b|\s?(万|亿))?")
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
           "November", "December"]
 MONTH = re.compile(rf"\b({'|'.join(MONTHS)})(?=,?\s+\d)|(?<=\d\s)({'|'.join(MONTHS)})\b")  # beside a day or year
