@@ -38,9 +38,34 @@ def custom_dir() -> Path:
     return data_dir() / "custom"
 
 
+# The reasons a file is skipped, in Chinese too: the course has a Chinese edition with the same outputs.
+REASONS_ZH = {
+    "not an image file": "不是图像文件",
+    "no such file": "文件不存在",
+    "no such folder": "文件夹不存在",
+    "not inside a digit folder": "不在数字文件夹（0-9）中",
+    "folder name is not a digit": "文件夹名不是数字0-9",
+    "no images in this folder": "此文件夹中没有图像",
+    "no usable images": "没有可用的图像",
+    "megapixels": "图像太大，请先缩小",
+    "decompression bomb": "疑似解压炸弹，拒绝读取",
+    "not an image Pillow can read": "Pillow无法读取的图像",
+    "damaged or truncated": "图像文件损坏或不完整",
+    "the image has no pixels": "图像没有像素",
+    "no ink found": "没有找到笔迹：图像是空白的，或数字太淡",
+}
+
+
+def bilingual(problem: str) -> str:
+    """A skip reason with its Chinese translation appended ("… · 中文"), when REASONS_ZH knows it."""
+    zh = next((zh for en, zh in REASONS_ZH.items() if en in problem), None)
+    return f"{problem} · {zh}" if zh else problem
+
+
 def _warn_skipped(where: str, problems: list[str]) -> None:
     if problems:
-        warnings.warn(f"{len(problems)} skipped in {where}:\n  " + "\n  ".join(problems), SkippedFilesWarning,
+        lines = "\n  ".join(bilingual(p) for p in problems)
+        warnings.warn(f"{len(problems)} skipped in {where} (跳过{len(problems)}项):\n  {lines}", SkippedFilesWarning,
                       stacklevel=3)
 
 

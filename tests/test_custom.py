@@ -97,9 +97,11 @@ def test_a_bad_item_is_reported_by_name_and_never_stops_the_folder(tmp_path, mak
 def test_all_bad_cases_together_and_an_empty_root(tmp_path):
     root = good_folder(tmp_path / "custom")
     expected = [make(root) for make in BAD_CASES]
-    with pytest.warns(SkippedFilesWarning, match=f"{len(expected)} skipped"):
+    with pytest.warns(SkippedFilesWarning, match=f"{len(expected)} skipped") as record:
         data = custom.load_folder(root)
     assert len(data) == 2 and len(data.problems) == len(expected)
+    reasons = str(record[0].message).splitlines()[1:]
+    assert len(reasons) == len(expected) and all(" · " in line for line in reasons), reasons  # each also in Chinese
     (tmp_path / "empty").mkdir()
     with pytest.warns(SkippedFilesWarning, match="no usable images"):
         nothing = custom.load_folder(tmp_path / "empty")
@@ -223,6 +225,7 @@ def test_predict_files_on_a_folder_with_good_and_bad_files(tmp_path):
         predictions, fig = custom.predict_files(uniform_model, root)
     message = str(record[0].message)
     assert "mine/2/corrupt.png: damaged" in message and "mine/1/notes.txt: not an image file" in message
+    assert "图像文件损坏或不完整" in message and "不是图像文件" in message  # bilingual, for the Chinese edition
     by_file = {p.file: p for p in predictions}
     assert sorted(by_file) == ["mine/1/a.png", "mine/1/b.jpg", "mine/2/corrupt.png"]
     assert by_file["mine/1/a.png"].digit == 1 and by_file["mine/1/a.png"].confidence == pytest.approx(0.7)
@@ -253,3 +256,16 @@ def test_predict_files_on_an_empty_folder_warns_and_returns_nothing(tmp_path):
     with pytest.warns(SkippedFilesWarning, match="empty/: no image files in this folder"):
         predictions, fig = custom.predict_files(uniform_model, empty)
     assert predictions == [] and fig is None
+
+
+def test_every_skip_reason_the_course_writes_has_a_chinese_translation():
+    """Each reason string in helpers' source (and Chapter 9's saved preprocessing) matches a REASONS_ZH key."""
+    import inspect
+
+    from helpers import images
+    from helpers.saved import ch09
+    sources = inspect.getsource(custom) + inspect.getsource(images) + inspect.getsource(ch09)
+    for reason in custom.REASONS_ZH:
+        assert reason in sources, f"REASONS_ZH has a reason no code writes: {reason!r}"
+    assert custom.bilingual("a.png: no such file") == "a.png: no such file · 文件不存在"
+    assert custom.bilingual("something new") == "something new"
