@@ -3,6 +3,8 @@
     x = load_digit("my_seven.jpg")                       # any image file to an MNIST-style uint8 (28, 28)
     make_example_set()                                   # data/custom/<digit>/synthetic_*.png (never overwrites)
     data = load_folder(data_dir() / "custom")            # x (N, 28, 28) uint8, y, files, problems
+    mine = load_folder(own_only=own_only())              # your files alone (COURSE_OWN_DIGITS_ONLY=1), no synthetic_*
+    train, held_out = own_split(mine)                    # indices: stratified per digit, near-duplicates together
     predictions, fig = predict_files(model, "my_digits/")  # per file: digit, probabilities, what the model saw
 
 Nothing here modifies or deletes a file it did not write; bad files are reported by name and reason, and one bad
@@ -11,6 +13,7 @@ file never stops a folder. The preprocessing itself is Chapter 9's, saved from i
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -111,9 +114,28 @@ class DigitFolder:
         return len(self.y)
 
 
-def load_folder(root: str | Path | None = None, warn: bool = True) -> DigitFolder:
-    """Read and preprocess root/<digit>/<images> (default data/custom); skip bad items with a warning naming each."""
+OWN_ONLY_VARIABLE = "COURSE_OWN_DIGITS_ONLY"  # 1: Chapter 9 uses your own files alone, no synthetic example set
+YES, NO = ("1", "true", "yes", "on"), ("0", "false", "no", "off", "")
+
+
+def own_only(flag: bool | None = None) -> bool:
+    """Your own files alone? The argument when given, else $COURSE_OWN_DIGITS_ONLY (1/true/yes/on; unset: no)."""
+    if flag is not None:
+        return bool(flag)
+    value = os.environ.get(OWN_ONLY_VARIABLE, "").strip().lower()
+    if value not in YES + NO:
+        raise ValueError(f"{OWN_ONLY_VARIABLE}={value!r} is neither on nor off; use one of {', '.join(YES)} "
+                         f"(your own files alone) or {', '.join(NO[:-1])} or leave it empty (with the examples)")
+    return value in YES
+
+
+def load_folder(root: str | Path | None = None, warn: bool = True, own_only: bool = False) -> DigitFolder:
+    """Read and preprocess root/<digit>/<images> (default data/custom); skip bad items with a warning naming each.
+
+    own_only=True leaves the synthetic example files (synthetic_*) out: neither loaded nor counted.
+    """
     root = Path(root) if root else custom_dir()
+    mine = " of your own (synthetic_* left out)" if own_only else ""
     images, labels, names, problems = [], [], [], []
     if not root.is_dir():
         problems.append(f"{root.name}/: no such folder")
@@ -130,9 +152,10 @@ def load_folder(root: str | Path | None = None, warn: bool = True) -> DigitFolde
             problems.append(f"{child.name}/: folder name is not a digit 0-9, skipped")
             continue
         files, skipped = image_files(child)
+        files = [path for path in files if not (own_only and is_synthetic(path.name))]
         problems += [f"{child.name}/{item}" for item in skipped]
         if not files:
-            problems.append(f"{child.name}/: no images in this folder")
+            problems.append(f"{child.name}/: no images in this folder{mine}")
         for path in files:
             name = path.relative_to(root).as_posix()
             try:
@@ -143,7 +166,9 @@ def load_folder(root: str | Path | None = None, warn: bool = True) -> DigitFolde
             labels.append(int(child.name))
             names.append(name)
     if not images and root.is_dir():
-        problems.append(f"{root.name}/: no usable images; put them in {root.name}/<digit>/ (e.g. {root.name}/7/a.png)")
+        fix = f", or switch own_only off ({OWN_ONLY_VARIABLE}) to use the example set" if own_only else ""
+        problems.append(f"{root.name}/: no usable images{mine}; put them in {root.name}/<digit>/ (e.g. "
+                        f"{root.name}/7/a.png){fix}")
     if warn:
         _warn_skipped(f"{root.name}/", problems)
     x = np.stack(images) if images else np.zeros((0, 28, 28), np.uint8)
@@ -297,6 +322,30 @@ def near_duplicates(x: np.ndarray, threshold: float = 0.98) -> list[tuple[int, i
     return sorted(pairs, key=lambda p: -p[2])
 
 
+def own_split(folder: DigitFolder, held_out: float = 0.3, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out) indices of a folder's images: about `held_out` of each digit held out, at least one of every
+    digit with two distinct images; near-duplicates (and chains of them) stay together on one side. Deterministic."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    if not 0 < held_out < 1:
+        raise ValueError(f"held_out={held_out} must be a fraction between 0 and 1, e.g. 0.3")
+    n = len(folder)
+    pairs = np.array([(i, j) for i, j, _ in near_duplicates(folder.x)] if n else [], dtype=np.int64).reshape(-1, 2)
+    groups = connected_components(coo_matrix((np.ones(len(pairs)), pairs.T), shape=(n, n)), directed=False)[1]
+    _, first = np.unique(groups, return_index=True)  # groups are numbered 0, 1, ...; first: each one's first image
+    held = np.zeros(n, bool)
+    for digit in range(10):
+        ours = np.flatnonzero(folder.y[first] == digit)  # a group counts for its first image's digit
+        target, count = max(1, round(held_out * np.isin(groups, ours).sum())), 0
+        for group in np.random.default_rng([seed, digit]).permutation(ours)[:-1]:  # the last group always trains
+            if count >= target:
+                break
+            held[groups == group] = True
+            count += np.sum(groups == group)
+    return np.flatnonzero(~held), np.flatnonzero(held)
+
+
 def suspicious_labels(probabilities: np.ndarray, labels: np.ndarray, confidence: float = 0.9) -> np.ndarray:
     """Indices where the model predicts another class than the label with at least `confidence`, surest first."""
     predicted, top = probabilities.argmax(1), probabilities.max(1)
@@ -338,7 +387,7 @@ def model_probabilities(model: Any, x: np.ndarray) -> np.ndarray:
     return np.asarray(model(x))
 
 
-def _sources(source: str | Path | Iterable[str | Path]) -> tuple[list[tuple[Path, str]], list[str]]:
+def input_files(source: str | Path | Iterable[str | Path]) -> tuple[list[tuple[Path, str]], list[str]]:
     """(path, display name) of the image files named by a file, a folder or a list of both; plus skipped items."""
     items = [source] if isinstance(source, str | Path) else list(source)
     found, skipped = [], []
@@ -360,7 +409,7 @@ def predict_files(model: Any, source: str | Path | Iterable[str | Path], figure:
 
     Any size and mode; a file that cannot be used gets a Prediction with `.problem` set and never stops the rest.
     """
-    found, skipped = _sources(source)
+    found, skipped = input_files(source)
     predictions = []
     for path, name in found:
         try:

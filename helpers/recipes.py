@@ -210,7 +210,7 @@ def pretrained_cnn(retrain: bool = False, progress: bool = True) -> tuple[Course
     recipe = pretrained_recipe()
     if progress and not retrain and not _pretrained_path(recipe).exists():
         print(f"Training Chapter 8's CNN once: {recipe.epochs} epochs on 55,000 images, cached in data/models/ "
-              "(a few minutes on a laptop CPU; later runs load it)")
+              f"({training_estimate(recipe)}; later runs load it)")
 
     def fit(model: nn.Module) -> dict:
         (x_train, y_train), test = load_mnist(progress=progress)
@@ -218,6 +218,20 @@ def pretrained_cnn(retrain: bool = False, progress: bool = True) -> tuple[Course
         return _train_and_test(model, recipe, train_data, test, progress, val_data)
 
     return cached_model("ch08_cnn", _pretrained_key(recipe), recipe.build, fit, retrain)
+
+
+def training_estimate(recipe: Recipe) -> str:
+    """How long training Chapter 8's CNN takes: the last training of this recipe on this machine, else a guess."""
+    records = sorted((data_dir() / "models").glob("ch08_cnn-*.json"), key=lambda p: p.stat().st_mtime)
+    for path in reversed(records):  # newest first; records of older code versions count too (same recipe)
+        try:
+            record = json.loads(path.read_text())
+            if record.get("key", {}).get("recipe") == asdict(recipe) and record.get("train_seconds"):
+                seconds = float(record["train_seconds"])
+                return f"about {max(1, round(seconds / 60))} min here: the last training took {seconds:.0f} s"
+        except (ValueError, OSError, AttributeError):
+            continue
+    return "a few minutes on a laptop CPU"
 
 
 def pretrained_record() -> dict | None:

@@ -269,3 +269,84 @@ def test_every_skip_reason_the_course_writes_has_a_chinese_translation():
         assert reason in sources, f"REASONS_ZH has a reason no code writes: {reason!r}"
     assert custom.bilingual("a.png: no such file") == "a.png: no such file · 文件不存在"
     assert custom.bilingual("something new") == "something new"
+
+
+# ---------------------------------------------------------------- your files only (issue 16)
+
+
+def test_own_only_takes_the_argument_else_the_environment_variable(monkeypatch):
+    monkeypatch.delenv(custom.OWN_ONLY_VARIABLE, raising=False)
+    assert custom.OWN_ONLY_VARIABLE == "COURSE_OWN_DIGITS_ONLY" and custom.own_only() is False
+    for value, expected in [("1", True), ("TRUE", True), (" yes ", True), ("on", True), ("0", False),
+                            ("false", False), ("No", False), ("off", False), ("", False)]:
+        monkeypatch.setenv(custom.OWN_ONLY_VARIABLE, value)
+        assert custom.own_only() is expected, value
+        assert custom.own_only(not expected) is (not expected)  # the argument wins
+    monkeypatch.setenv(custom.OWN_ONLY_VARIABLE, "maybe")
+    with pytest.raises(ValueError, match=r"COURSE_OWN_DIGITS_ONLY='maybe'.*1, true, yes, on.*0, false, no, off"):
+        custom.own_only()
+    assert custom.own_only(True) is True  # an explicit argument never reads the variable
+
+
+def test_load_folder_own_only_leaves_the_synthetic_examples_out(tmp_path):
+    root = tmp_path / "custom"
+    custom.make_example_set(root, per_digit=2)
+    save_digit(root / "1" / "mine.png")
+    save_digit(root / "1" / "synthetic_photo.jpg", mode="RGB")  # the course's prefix: counts as synthetic
+    save_digit(root / "7" / "seven.jpg", mode="RGB")
+    before = custom.tree_fingerprint(root)
+    assert len(custom.load_folder(root, warn=False)) == 23
+    with pytest.warns(SkippedFilesWarning, match="8 skipped") as record:
+        data = custom.load_folder(root, own_only=True)
+    assert data.files == ["1/mine.png", "7/seven.jpg"] and data.y.tolist() == [1, 7]
+    assert [p.split(":")[0] for p in data.problems] == [f"{d}/" for d in (0, 2, 3, 4, 5, 6, 8, 9)]
+    assert all("no images in this folder of your own" in p for p in data.problems)
+    assert "此文件夹中没有图像" in str(record[0].message)
+    only_examples = tmp_path / "examples"
+    custom.make_example_set(only_examples, per_digit=1)
+    with pytest.warns(SkippedFilesWarning, match="no usable images of your own.*COURSE_OWN_DIGITS_ONLY"):
+        nothing = custom.load_folder(only_examples, own_only=True)
+    assert len(nothing) == 0 and custom.tree_fingerprint(root) == before
+
+
+def split_folder() -> tuple[custom.DigitFolder, list[list[int]]]:
+    """Random images, 0-9 per digit, with near-duplicate groups (one chain, one filed under two digits)."""
+    rng = np.random.default_rng(1)
+    y = np.repeat(np.arange(10), [9, 2, 1, 0, 5, 2, 3, 4, 6, 7])
+    x = rng.integers(0, 256, (len(y), 28, 28)).astype(np.uint8)  # random images: cosine similarity about 0.75
+    zero, four, five = np.flatnonzero(y == 0), np.flatnonzero(y == 4), np.flatnonzero(y == 5)
+    x[zero[1]] = x[zero[0]]  # an exact copy
+    x[zero[2]] = np.clip(x[zero[1]].astype(int) + rng.integers(-2, 3, (28, 28)), 0, 255)  # a chain of three
+    x[four[3]] = x[zero[5]]  # the same photo filed under 0 and under 4
+    x[five[1]] = x[five[0]]  # both 5s are one photo: no split possible
+    groups = [[zero[0], zero[1], zero[2]], [zero[5], four[3]], [five[0], five[1]]]
+    return custom.DigitFolder(x, y.astype(np.int64)), groups
+
+
+def test_own_split_is_stratified_deterministic_and_keeps_duplicates_together():
+    folder, groups = split_folder()
+    train, held = custom.own_split(folder)
+    assert np.array_equal(np.sort(np.concatenate([train, held])), np.arange(len(folder)))  # each image once
+    again = custom.own_split(folder)
+    assert np.array_equal(train, again[0]) and np.array_equal(held, again[1])
+    assert any(not np.array_equal(held, custom.own_split(folder, seed=s)[1]) for s in (1, 2, 3))
+    for group in groups:
+        assert np.isin(group, held).all() or np.isin(group, train).all(), group
+    held_per_digit = np.bincount(folder.y[held], minlength=10)
+    train_per_digit = np.bincount(folder.y[train], minlength=10)
+    for digit in (0, 1, 4, 6, 7, 8, 9):  # at least two distinct images: some of each side
+        assert held_per_digit[digit] >= 1 and train_per_digit[digit] >= 1, digit
+    assert held_per_digit[2] == 0 and held_per_digit[5] in (0, 2) and held_per_digit[3] == 0  # 1 image; 1 photo; 0
+    assert held_per_digit[9] == round(0.3 * 7) and held_per_digit[8] == round(0.3 * 6)  # no duplicates: the fraction
+    more = custom.own_split(folder, held_out=0.6)[1]
+    assert np.bincount(folder.y[more], minlength=10)[9] == round(0.6 * 7)
+
+
+def test_own_split_of_an_empty_folder_and_a_bad_fraction():
+    empty = custom.DigitFolder(np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64))
+    train, held = custom.own_split(empty)
+    assert train.size == 0 and held.size == 0
+    folder, _ = split_folder()
+    for fraction in (0, 1, 1.5):
+        with pytest.raises(ValueError, match="held_out"):
+            custom.own_split(folder, held_out=fraction)
