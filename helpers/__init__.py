@@ -12,7 +12,8 @@ MNIST                load_mnist, MNISTError, split_train_val, subset, normalize,
 Training (torch)     torch_loader, fit, evaluate, predict_proba
 Figures              use_style, show_digits, plot_history, plot_confusion, show_misclassified
 The machine          check_environment, limit_threads, describe_cpu
-Your own digits      load_digit, load_folder, predict_files
+Your own digits      load_digit, load_folder, predict_files; widgets.DrawPad (draw a digit in JupyterLab);
+                     `python -m helpers.predict PATH…` (any image files, from the command line)
 Modules              metrics, plots, envcheck, images, custom, tasks (NumPy); train, torch_models, recipes,
                      compress, export, interop, parallel (PyTorch); keras_models (Keras); saved (the chapters' code)
 """
@@ -38,7 +39,8 @@ from .plots import plot_confusion, plot_history, show_digits, show_misclassified
 
 _LAZY_NAMES = {"torch_loader": "train", "fit": "train", "evaluate": "train", "predict_proba": "train"}
 _LAZY_MODULES = {"train", "torch_models", "recipes", "compress", "export", "interop", "parallel", "keras_models",
-                 "saved", "metrics", "envcheck", "images", "custom", "tasks", "plots", "data", "core"}
+                 "saved", "metrics", "envcheck", "images", "custom", "tasks", "plots", "data", "core", "widgets",
+                 "predict"}
 
 __all__ = [
     "mode", "is_quick", "by_mode", "describe_mode", "repo_root", "data_dir",
