@@ -6,7 +6,11 @@ TensorFlow and Keras (quietly).
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
+from .cache import cached
 from .core import quiet_tensorflow
 from .data import BACKGROUND
 
@@ -84,3 +88,17 @@ def keras_official_cnn() -> keras.Sequential:
         layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(2), layers.Flatten(), layers.Dropout(0.5),
         layers.Dense(10, activation="softmax"),
     ], name="keras_example_convnet")
+
+
+def _save_keras(model: keras.Model, path: Path) -> None:
+    """model.save to a temporary name, then rename: a half-written .keras file never appears."""
+    temporary = path.with_name(f".{path.stem}.part.keras")
+    model.save(temporary)
+    os.replace(temporary, path)
+
+
+def cached_keras(name: str, key: dict, build: Callable[[], keras.Model], fit: Callable[[keras.Model], dict],
+                 retrain: bool = False, keep: Sequence[Path] = ()) -> tuple[keras.Model, dict]:
+    """A Keras model trained once by `fit(build())`, then loaded: data/models/NAME-<key hash>.keras and a .json
+    record (helpers.cache); `keep`: files the training writes (e.g. a ModelCheckpoint file), cached and restored."""
+    return cached(name, key, build, fit, _save_keras, keras.models.load_model, ".keras", retrain, keep)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from . import train
+from .cache import cache_path, cached
 from .core import atomic_file, data_dir, is_quick, seed_everything
 from .data import load_mnist, split_train_val, subset
 from .saved.ch06 import random_affine
@@ -112,46 +113,29 @@ def code_version() -> str:
 # ---------------------------------------------------------------- the cache
 
 
-def _key_hash(key: dict) -> str:
-    return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
-
-
-def _file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def cached_path(name: str, key: dict) -> Path:
     """Where cached_model keeps a model: data/models/NAME-<key hash>.pt (its record: the same name, .json)."""
-    return data_dir() / "models" / f"{name}-{_key_hash(key)}.pt"
+    return cache_path(name, key, ".pt")
+
+
+def _save_state(model: nn.Module, path: Path) -> None:
+    with atomic_file(path) as out:
+        torch.save(model.state_dict(), out)
 
 
 def cached_model(name: str, key: dict, build: Callable[[], nn.Module], fit: Callable[[nn.Module], dict],
                  retrain: bool = False) -> tuple[nn.Module, dict]:
-    """A model trained once, then loaded: data/models/NAME-<key hash>.pt plus a .json record.
+    """A PyTorch model trained once, then loaded (eval mode): data/models/NAME-<key hash>.pt plus a .json record.
 
     The record holds the key, what `fit(model)` returned (e.g. test accuracy) and the file's SHA-256; a missing,
-    truncated or altered file, or a different key, means the model is trained again. Both files are written
-    atomically, so an interrupted run never leaves a half-written model behind.
+    truncated or altered file, or a different key, means the model is trained again (helpers.cache).
     """
-    path = cached_path(name, key)
-    record_path = path.with_suffix(".json")
-    model = build()
-    if not retrain and path.exists():
-        try:
-            record = json.loads(record_path.read_text())
-            if record["key"] != json.loads(json.dumps(key)) or record["sha256"] != _file_sha256(path):
-                raise ValueError("checksum or key mismatch")
-            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-            return model.eval(), record
-        except Exception as err:  # corrupt, foreign or stale: train again
-            print(f"{path.name}: cached model unusable ({type(err).__name__}: {err}); training it again")
-            model = build()
-    results = fit(model)
-    with atomic_file(path) as out:
-        torch.save(model.state_dict(), out)
-    record = {"key": key, **results, "sha256": _file_sha256(path)}
-    with atomic_file(record_path) as out:
-        out.write(json.dumps(record, indent=2).encode())
+    def load(path: Path) -> nn.Module:
+        model = build()
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model
+
+    model, record = cached(name, key, build, fit, _save_state, load, ".pt", retrain)
     return model.eval(), record
 
 

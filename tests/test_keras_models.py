@@ -46,3 +46,32 @@ def test_random_affine_layer_geometry_and_saving(tmp_path):
     reloaded = keras.models.load_model(tmp_path / "cnn.keras")
     assert isinstance(reloaded.layers[0], km.RandomAffine)
     assert np.allclose(reloaded.predict(x, verbose=0), model.predict(x, verbose=0), atol=1e-6)
+
+
+def test_cached_keras_trains_once_restores_kept_files_and_retrains_when_damaged(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data"))
+    checkpoint = tmp_path / "runs" / "best.keras"
+    calls = []
+
+    def build():
+        return keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+
+    def fit(model):
+        calls.append(1)
+        model.set_weights([w + len(calls) for w in model.get_weights()])
+        checkpoint.parent.mkdir(exist_ok=True)
+        model.save(checkpoint)  # a file the training writes, as ModelCheckpoint does
+        return {"history": {"loss": [0.5]}, "seconds": 1.0}
+
+    x = np.ones((2, 4), np.float32)
+    model, record = km.cached_keras("toy", {"a": 1}, build, fit, keep=[checkpoint])
+    checkpoint.unlink()  # a fresh machine with the cache copied over: the checkpoint is put back
+    again, record = km.cached_keras("toy", {"a": 1}, build, fit, keep=[checkpoint])
+    assert len(calls) == 1 and record["history"] == {"loss": [0.5]} and checkpoint.exists()
+    np.testing.assert_array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+    (path,) = (tmp_path / "data" / "models").glob("toy-*[0-9a-f].keras")
+    path.write_bytes(path.read_bytes()[:-10])  # damaged: trained again, never loaded
+    km.cached_keras("toy", {"a": 1}, build, fit, keep=[checkpoint])
+    assert len(calls) == 2 and "training it again" in capsys.readouterr().out
+    km.cached_keras("toy", {"a": 2}, build, fit, keep=[checkpoint])  # another key: another model
+    assert len(calls) == 3 and not list((tmp_path / "data" / "models").glob(".*part*"))

@@ -14,7 +14,7 @@ import torch
 from test_train import fake_data
 from torch import nn
 
-from helpers import recipes, train
+from helpers import cache, recipes, train
 
 TINY = replace(recipes.CHAPTER8, epochs=2, width=4, batch_size=64)
 
@@ -128,7 +128,7 @@ def test_pretrained_cnn_is_cached_verified_and_retrained_when_corrupt(tiny_pretr
     assert tiny_pretrained == [15, 15]
     record = json.loads(path.with_suffix(".json").read_text())
     torch.save({"features.0.0.weight": torch.zeros(3)}, path)  # right checksum in the record, wrong shapes
-    record["sha256"] = recipes._file_sha256(path)
+    record["sha256"] = cache.file_sha256(path)
     path.with_suffix(".json").write_text(json.dumps(record))
     recipes.pretrained_cnn(progress=False)
     assert tiny_pretrained == [15, 15, 15]
