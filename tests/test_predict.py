@@ -22,14 +22,6 @@ HEADER = "digit   prob.  runner-up"
 
 
 @pytest.fixture(scope="module")
-def cnn():
-    """Chapter 8's cached CNN; the tests never train it (skipped where it is not cached yet)."""
-    if recipes.pretrained_record() is None:
-        pytest.skip("Chapter 8's CNN is not cached here (run Chapter 8 or `python -m helpers.predict` once)")
-    return recipes.pretrained_cnn(progress=False)[0]
-
-
-@pytest.fixture(scope="module")
 def digits():
     """The first six MNIST test digits (7 2 1 0 4 1) and their labels."""
     _, (x_test, y_test) = helpers.load_mnist(progress=False)

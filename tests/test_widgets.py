@@ -14,16 +14,8 @@ import pytest
 from PIL import Image
 
 import helpers
-from helpers import custom, recipes, widgets
+from helpers import custom, widgets
 from helpers.widgets import PAD_SIZE, DrawPad, drawing_from_digit
-
-
-@pytest.fixture(scope="module")
-def cnn():
-    """Chapter 8's cached CNN; the tests never train it (skipped where it is not cached yet)."""
-    if recipes.pretrained_record() is None:
-        pytest.skip("Chapter 8's CNN is not cached here (run Chapter 8 or `python -m helpers.predict` once)")
-    return recipes.pretrained_cnn(progress=False)[0]
 
 
 @pytest.fixture(scope="module")
