@@ -1,6 +1,7 @@
 """Models trained once, then loaded: the course's cache in data/models/, for any framework.
 
     model, record = cached(name, key, build, fit, save, load, suffix=".pt")
+    results = cached_results(name, key, compute)   # numbers only, for experiments whose models nothing needs
 
 The file name carries a hash of `key` (everything that decides the weights); the .json record beside it holds the
 key, what `fit` returned and the file's SHA-256. A missing, truncated or altered file, or another key, means the
@@ -30,7 +31,18 @@ def key_hash(key: dict) -> str:
 
 def source_hash(*objects: Any) -> str:
     """Ten hex digits of the source code of functions and classes: put it in a key so that edits retrain."""
-    return hashlib.sha256("".join(inspect.getsource(o) for o in objects).encode()).hexdigest()[:10]
+    return hashlib.sha256("".join(_source(o) for o in objects).encode()).hexdigest()[:10]
+
+
+def _source(obj: Any) -> str:
+    """inspect.getsource, and for a class defined in a notebook (no file to read it from) its methods' sources."""
+    try:
+        return inspect.getsource(obj)
+    except (OSError, TypeError):
+        if not inspect.isclass(obj):
+            raise
+        methods = [_source(v) for v in vars(obj).values() if inspect.isfunction(v)]
+        return f"class {obj.__qualname__}({', '.join(b.__qualname__ for b in obj.__bases__)}):\n" + "".join(methods)
 
 
 def file_sha256(path: Path) -> str:
@@ -91,3 +103,25 @@ def cached(name: str, key: dict, build: Callable[[], Any], fit: Callable[[Any], 
     with atomic_file(path.with_suffix(".json")) as out:
         out.write(json.dumps(record, indent=2).encode())
     return model, record
+
+
+def cached_results(name: str, key: dict, compute: Callable[[], dict]) -> dict:
+    """An experiment's results (a JSON-able dict) computed once by `compute()`, then read back.
+
+    They live in data/models/NAME-<key hash>.results.json beside the key; an unreadable file or another key means
+    `compute()` runs again. For experiments whose models nothing later needs, only their numbers.
+    """
+    path = cache_path(name, key, ".results.json")
+    if path.exists():
+        try:
+            record = json.loads(path.read_text())
+            if record["key"] != json.loads(json.dumps(key)):
+                raise ValueError("key mismatch")
+            return record["results"]
+        except (ValueError, KeyError, TypeError) as err:  # truncated, edited or foreign: compute again
+            print(f"{path.name}: cached results unusable ({type(err).__name__}: {err}); computing them again")
+    results = compute()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as out:
+        out.write(json.dumps({"key": key, "results": results}, indent=2).encode())
+    return results

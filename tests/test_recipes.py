@@ -152,3 +152,38 @@ def test_constant_schedule_keeps_the_peak_rate_and_a_wrong_name_is_refused():
     assert history.lr == pytest.approx([TINY.max_lr] * 2)
     with pytest.raises(ValueError, match="schedule"):
         recipes.train_recipe(TINY.build(), replace(TINY, schedule="cosine"), (x, y), progress=False)
+
+
+def test_cached_results_compute_once_and_again_when_damaged_or_another_key(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    calls = []
+
+    def compute():
+        calls.append(1)
+        return {"accuracy": 0.5 + len(calls), "seconds": [1.0, 2.0]}
+
+    first = cache.cached_results("toy", {"seed": 0}, compute)
+    assert cache.cached_results("toy", {"seed": 0}, compute) == first and len(calls) == 1
+    (path,) = (tmp_path / "models").glob("toy-*.results.json")
+    path.write_text(path.read_text()[:-5])  # truncated: not JSON any more
+    assert cache.cached_results("toy", {"seed": 0}, compute)["accuracy"] == 2.5 and len(calls) == 2
+    assert "computing them again" in capsys.readouterr().out
+    cache.cached_results("toy", {"seed": 1}, compute)  # another key is another file
+    assert len(calls) == 3 and len(list((tmp_path / "models").glob("toy-*.results.json"))) == 2
+
+
+def test_source_hash_of_a_class_defined_in_a_notebook_changes_with_its_methods():
+    """A notebook's classes have no file that inspect can read: their methods' sources are hashed instead."""
+    import linecache
+    import types
+
+    def define(body: str) -> type:
+        name = f"<cell {abs(hash(body))}>"
+        source = f"class Layer:\n    def forward(self, x):\n        return {body}\n"
+        linecache.cache[name] = (len(source), None, source.splitlines(keepends=True), name)
+        module = types.ModuleType("notebook_cell")  # like __main__ in a kernel: no __file__
+        exec(compile(source, name, "exec"), module.__dict__)
+        return module.Layer
+
+    first, same, other = define("x * 2"), define("x * 2"), define("x * 3")
+    assert cache.source_hash(first) == cache.source_hash(same) != cache.source_hash(other)
