@@ -56,6 +56,7 @@ REASONS_ZH = {
     "damaged or truncated": "图像文件损坏或不完整",
     "the image has no pixels": "图像没有像素",
     "no ink found": "没有找到笔迹：图像是空白的，或数字太淡",
+    "several digits": "有多个数字：请把照片裁剪到只含一个数字",
 }
 
 

@@ -142,7 +142,6 @@ def test_a_blank_page_says_no_ink_and_exit_2(run, tmp_path):
     assert code == 2 and "no ink found" in rows(out)["blank.png"]
 
 
-@pytest.mark.xfail(strict=False, reason="multi-digit detection lands with the preprocessing change")
 def test_a_photo_with_two_digits_is_reported_and_exit_2(run, digits, tmp_path):
     x, _ = digits
     page = Image.new("L", (460, 240), 255)

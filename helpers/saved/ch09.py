@@ -29,13 +29,17 @@ def to_working_size(gray: np.ndarray, largest: int = WORK_SIZE, smallest: int = 
     return resize(gray, max(1, round(gray.shape[0] * scale)), max(1, round(gray.shape[1] * scale)))
 
 
-def ink_on_black(gray: np.ndarray) -> tuple[np.ndarray, bool]:
-    """MNIST's polarity, bright ink on black: invert when the background (the border's median) is the bright end."""
-    band = max(1, min(gray.shape) // 20)  # the outer 5% of each side
-    border = np.concatenate([gray[:band].ravel(), gray[-band:].ravel(), gray[:, :band].ravel(),
-                             gray[:, -band:].ravel()])
-    low, high = np.percentile(gray, [0.01, 99.99])  # nearly the extremes: thin pen lines are few pixels
-    inverted = bool(np.median(border) > (low + high) / 2)
+def ink_on_black(gray: np.ndarray, small: int = 64) -> tuple[np.ndarray, bool]:
+    """MNIST's polarity, bright ink on black: invert when the strongest departures from the paper nearby are dark."""
+    scale = min(1.0, small / max(gray.shape))
+    thumb = resize(gray, max(1, round(gray.shape[0] * scale)), max(1, round(gray.shape[1] * scale)))
+    if scale < 1:  # a photo: the paper nearby, lit or in shadow, is the median of a window around each pixel
+        papers = [ndi.median_filter(thumb, size=size, mode="nearest") for size in (15, 31)]
+    else:  # a small image (MNIST's, UCI's), where ink may fill a third of the frame: the whole image's median
+        papers = [np.median(thumb)]
+    # > 0 when the darkest departures outweigh the brightest; the edge of a shadow or a desk departs both ways alike
+    votes = [-np.percentile(thumb - paper, 1) - np.percentile(thumb - paper, 99) for paper in papers]
+    inverted = bool(max(votes, key=abs) > 0)  # the window whose verdict is clearer decides
     return (1 - gray if inverted else gray), inverted
 
 
@@ -45,23 +49,12 @@ def smooth(ink: np.ndarray, per_pixel: float = 1 / 256) -> np.ndarray:
     return ndi.gaussian_filter(ink, sigma) if sigma >= 0.5 else ink
 
 
-def flatten_background(ink: np.ndarray, rounds: int = 3) -> np.ndarray:
-    """Remove uneven light: subtract a smooth surface (quadratic in row and column) fitted to the background."""
-    height, width = ink.shape
-    rows, cols = np.meshgrid(np.arange(height) / height - 0.5, np.arange(width) / width - 0.5, indexing="ij")
-    terms = [np.ones_like(rows), rows, cols, rows * rows, rows * cols, cols * cols]
-    step = max(1, max(height, width) // 64)  # fit on a grid of at most 64×64 pixels
-    design = np.stack([t[::step, ::step].ravel() for t in terms], axis=1)  # (pixels, 6)
-    values = ink[::step, ::step].ravel().astype(np.float64)
-    keep = values <= np.median(values)  # start from the darker half: background, not ink
-    for _ in range(rounds):  # least squares via the 6×6 normal equations (lstsq's threads crawl on a busy CPU)
-        fit = design[keep]
-        gram = np.einsum("ni,nj->ij", fit, fit) + 1e-9 * np.eye(6)  # the tiny ridge copes with 1-pixel-high images
-        coef = np.linalg.solve(gram, np.einsum("ni,n->i", fit, values[keep]))
-        residual = values - np.einsum("ni,i->n", design, coef)
-        keep = residual <= np.median(residual)  # refit to the pixels closest below the surface
-    background = sum(k * t for k, t in zip(coef, terms, strict=True))
-    return np.clip(ink - background, 0, 1).astype(np.float32)
+def flatten_background(ink: np.ndarray, share: float = 0.15) -> np.ndarray:
+    """Remove uneven light, shadows and desks: divide the photo by the paper's brightness, estimated by a closing."""
+    size = max(31, int(max(ink.shape) * share)) | 1  # wider than a pen stroke; all of a small image
+    light = 1 - ink  # back to the photo: bright paper, dark ink
+    paper = ndi.grey_closing(ndi.median_filter(light, size=3), size=(size, size))  # the median: noise is no paper
+    return np.clip(1 - light / np.maximum(paper, 1e-3), 0, 1).astype(np.float32)  # ink's share of the light
 
 
 def threshold(ink: np.ndarray, min_contrast: float = 0.15, strong: float = 0.5, speck: float = 0.05) -> np.ndarray:
@@ -81,6 +74,45 @@ def threshold(ink: np.ndarray, min_contrast: float = 0.15, strong: float = 0.5, 
         real = (peaks >= strong) & (areas >= max(2, speck * areas[peaks >= strong].max(initial=0)))
         clean[~np.concatenate([[False], real])[labels]] = 0  # label 0 is the background
     return clean
+
+
+def clear_border(ink: np.ndarray, margin: float = 0.05) -> np.ndarray:
+    """Drop ink touching the photo's edge (a desk, a shadow's edge) when the rest stands clear of every edge."""
+    labels, _ = ndi.label(ink > 0, structure=np.ones((3, 3)))
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    free = (labels > 0) & ~np.isin(labels, edge)
+    if not free.any():
+        return ink  # cropped to the digit: all the ink touches the edge, and it is the digit
+    rows, cols = np.flatnonzero(free.any(axis=1)), np.flatnonzero(free.any(axis=0))
+    height, width = ink.shape
+    clear = (min(rows[0], height - 1 - rows[-1]) >= margin * height
+             and min(cols[0], width - 1 - cols[-1]) >= margin * width)
+    return np.where(free, ink, 0).astype(np.float32) if clear else ink
+
+
+def marks(ink: np.ndarray, gap: float = 0.15, share: float = 0.3, floor: float = 0.05) -> int:
+    """How many separate marks stand side by side: runs of inked columns between gaps wider than gap × height."""
+    column = ink.sum(axis=0)
+    column = np.where(column >= floor * column.max(), column, 0)  # a printed line under the marks is not ink
+    height = np.flatnonzero(ink.any(axis=1)).size
+    runs, empty = [], np.inf
+    for value in column:
+        if value > 0:
+            if empty > gap * height:
+                runs.append(0.0)  # a new mark starts after a wide enough gap
+            runs[-1] += value
+            empty = 0
+        else:
+            empty += 1
+    return sum(run >= share * max(runs) for run in runs)  # a speck beside a digit is no second mark
+
+
+def one_digit(ink: np.ndarray) -> np.ndarray:
+    """The ink unchanged if it is one digit; ImageProblem if it is several marks side by side."""
+    count = marks(ink)
+    if count > 1:
+        raise ImageProblem(f"several digits: {count} separate marks side by side; crop the photo to one digit")
+    return ink
 
 
 def crop_to_ink(ink: np.ndarray, min_pixels: int = 4) -> np.ndarray:
@@ -141,7 +173,8 @@ def preprocess_steps(gray: np.ndarray) -> dict[str, np.ndarray]:
     steps["smoothed"] = smooth(steps["ink on black"])
     steps["even light"] = flatten_background(steps["smoothed"])
     steps["thresholded"] = threshold(steps["even light"])
-    steps["cropped"] = crop_to_ink(steps["thresholded"])
+    steps["edges cleared"] = clear_border(steps["thresholded"])
+    steps["cropped"] = one_digit(crop_to_ink(steps["edges cleared"]))
     steps["thick enough"] = thicken(steps["cropped"])
     steps["20×20 box"] = fit_box(crop_to_ink(steps["thick enough"]))  # cropped again: thicken pads the image
     steps["28×28, centred"] = centre_by_mass(steps["20×20 box"])
