@@ -52,8 +52,8 @@ course: data
 	$(PY) scripts/run_notebooks.py --html
 
 test: data
-	$(PY) -m pytest tests
-	$(NBVAL) notebooks/*.ipynb
+	$(PY) -m pytest tests --durations=15
+	$(NBVAL) --durations=25 notebooks/*.ipynb
 ifneq ($(and $(X86_64),$(BEYOND_AVX2)),)
 	@echo "== again on the AVX2 path: $(AVX2)"
 	$(AVX2) $(PY) -m pytest -q -p no:cacheprovider tests
