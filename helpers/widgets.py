@@ -214,8 +214,12 @@ function render({ model, el }) {
   const endStroke = () => {
     if (stroke === null) return;
     stroke = null;
-    strokeEnd = performance.now();
-    flush();
+    if (dirty) {  // strokes not sent yet: time from now until their answer is shown
+      strokeEnd = performance.now();
+      flush();
+    } else if (waiting !== null) {  // the drawing in flight already holds the whole stroke: time its answer
+      [timedSeq, timedStart] = [waiting, performance.now()];
+    }  // else the answer to the whole stroke is on screen already: nothing to time
   };
   for (const name of ["pointerup", "pointercancel", "lostpointercapture"]) canvas.addEventListener(name, endStroke);
 
